@@ -1,0 +1,1 @@
+"""Event contracts shared by the services: frozen payload models and their schemas."""

@@ -1,0 +1,1 @@
+"""Event platform: no domain knowledge, only events, streams, feeds and projections."""

@@ -1,0 +1,1 @@
+"""免考申请: the ExemptionApplication aggregate, catalogue, windows, candidate portal."""

@@ -1,0 +1,1 @@
+"""adapters layer of application (content arrives with the service's own issue)."""

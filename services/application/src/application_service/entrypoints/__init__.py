@@ -1,0 +1,1 @@
+"""entrypoints layer of application (content arrives with the service's own issue)."""

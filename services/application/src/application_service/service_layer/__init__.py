@@ -1,0 +1,1 @@
+"""service_layer layer of application (content arrives with the service's own issue)."""

@@ -1,0 +1,1 @@
+"""entrypoints layer of credential-verify (content arrives with the service's own issue)."""

@@ -1,0 +1,1 @@
+"""身份: enrolment roster, candidate and staff accounts, login, tokens."""

@@ -1,0 +1,1 @@
+"""adapters layer of identity (content arrives with the service's own issue)."""

@@ -1,0 +1,1 @@
+"""domain layer of identity (content arrives with the service's own issue)."""

@@ -1,0 +1,1 @@
+"""service_layer layer of identity (content arrives with the service's own issue)."""

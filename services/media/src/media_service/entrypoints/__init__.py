@@ -1,0 +1,1 @@
+"""entrypoints layer of media (content arrives with the service's own issue)."""

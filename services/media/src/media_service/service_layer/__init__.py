@@ -1,0 +1,1 @@
+"""service_layer layer of media (content arrives with the service's own issue)."""

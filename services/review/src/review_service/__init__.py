@@ -1,0 +1,1 @@
+"""审核: two-tier review queue, decisions, reviewer UI."""

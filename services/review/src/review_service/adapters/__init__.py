@@ -1,0 +1,1 @@
+"""adapters layer of review (content arrives with the service's own issue)."""

@@ -1,0 +1,1 @@
+"""domain layer of review (content arrives with the service's own issue)."""

@@ -1,0 +1,1 @@
+"""entrypoints layer of review (content arrives with the service's own issue)."""

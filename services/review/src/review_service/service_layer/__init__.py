@@ -1,0 +1,1 @@
+"""service_layer layer of review (content arrives with the service's own issue)."""

@@ -1,0 +1,1 @@
+"""Local stack of real parts started as processes (no Docker)."""
