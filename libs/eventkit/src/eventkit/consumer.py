@@ -1,0 +1,472 @@
+"""Consumers that keep projections: exactly-once effect over at-least-once delivery.
+
+Each batch from Kafka is applied in one PostgreSQL transaction together with the projection's
+checkpoint (next offset per partition) and its inbox (event ids applied). On start, and whenever
+the database disagrees with the consumer's in-memory position, the consumer seeks to the offsets
+stored in the database: the database, not Kafka's group offsets, decides what was applied. The
+Kafka commit that follows is only for lag dashboards. A poison event goes to the dead-letter table
+with its error and the batch goes on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from eventkit import metrics
+from eventkit.envelope import EventEnvelope
+from eventkit.feed import FeedEvent, Position, read_feed
+from eventkit.projection import Projection, create_schema, mark_applied, use_schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Delivery:
+    """One message to apply: where it came from, its raw bytes and its parsed envelope."""
+
+    topic: str
+    partition: int
+    offset: int
+    raw: bytes | None
+    envelope: EventEnvelope | None = None
+    parse_error: str | None = None
+
+    @classmethod
+    def from_kafka(cls, topic: str, partition: int, offset: int, raw: bytes | None) -> Delivery:
+        """Parse a Kafka record; a record that is not an envelope becomes a poison delivery."""
+        try:
+            if raw is None:
+                raise ValueError("message has no value")
+            envelope = EventEnvelope.from_json_bytes(raw)
+        except (ValidationError, ValueError) as exc:
+            return cls(topic, partition, offset, raw, None, f"{type(exc).__name__}: {exc}")
+        return cls(topic, partition, offset, raw, envelope)
+
+    @classmethod
+    def from_feed(cls, item: FeedEvent) -> Delivery:
+        """An event read straight from the store's feed (topic 'feed', offset = seq)."""
+        return cls("feed", 0, item.position.seq, None, item.envelope)
+
+
+class _HandlerFailed(Exception):
+    """A handler raised in the fast path; the batch is redone with one savepoint per event."""
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did: applied, skipped as duplicates, dead-lettered, partitions to re-seek."""
+
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    reseek: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+async def apply_deliveries(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    consumer_name: str,
+    deliveries: Sequence[Delivery],
+    *,
+    isolate: bool,
+) -> BatchOutcome:
+    """Apply deliveries inside the caller's transaction, with inbox dedupe and dead letters.
+
+    Without `isolate`, a handler error aborts the batch (raises _HandlerFailed) so the caller
+    can retry it with `isolate=True`, where each event runs in its own savepoint and a failing one
+    is dead-lettered instead.
+    """
+    outcome = BatchOutcome()
+    for delivery in deliveries:
+        envelope = delivery.envelope
+        if envelope is None:
+            await _dead_letter(
+                conn, consumer_name, delivery, "UnreadableMessage", delivery.parse_error or ""
+            )
+            outcome.dead_lettered += 1
+            continue
+        if not isolate:
+            try:
+                if not await mark_applied(conn, envelope):
+                    outcome.duplicates += 1
+                    continue
+                await projection.apply(conn, envelope)
+            except Exception as exc:
+                raise _HandlerFailed from exc
+            outcome.applied += 1
+            continue
+        try:
+            async with conn.transaction():
+                if not await mark_applied(conn, envelope):
+                    outcome.duplicates += 1
+                    continue
+                await projection.apply(conn, envelope)
+            outcome.applied += 1
+        except Exception as exc:
+            log.warning(
+                "event dead-lettered",
+                extra={"consumer": consumer_name, "event_id": str(envelope.event_id)},
+                exc_info=True,
+            )
+            detail = "".join(traceback.format_exception(exc))[-8000:]
+            await _dead_letter(conn, consumer_name, delivery, type(exc).__name__, detail)
+            outcome.dead_lettered += 1
+    return outcome
+
+
+async def _dead_letter(
+    conn: asyncpg.Connection, consumer: str, delivery: Delivery, error_type: str, error: str
+) -> None:
+    envelope = delivery.envelope
+    raw = (
+        delivery.raw
+        if delivery.raw is not None
+        else (envelope.to_json_bytes() if envelope else None)
+    )
+    await conn.execute(
+        """
+        INSERT INTO eventkit.dead_letters (consumer, topic, kafka_partition, kafka_offset,
+            event_id, event_type, raw_value, error_type, error)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (consumer, topic, kafka_partition, kafka_offset) DO NOTHING
+        """,
+        consumer,
+        delivery.topic,
+        delivery.partition,
+        delivery.offset,
+        envelope.event_id if envelope else None,
+        envelope.event_type if envelope else None,
+        raw,
+        error_type,
+        error,
+    )
+    metrics.DEAD_LETTERS.labels(consumer).inc()
+
+
+async def apply_kafka_batch(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    schema: str,
+    consumer_name: str,
+    batch: Mapping[tuple[str, int], Sequence[Delivery]],
+    *,
+    isolate: bool,
+) -> BatchOutcome:
+    """Apply a batch of Kafka deliveries and advance the checkpoint, in the caller's transaction.
+
+    Records before the stored offset were applied already and are skipped; a partition whose
+    first record lies beyond the stored offset is not applied at all and is reported for re-seek.
+    """
+    await use_schema(conn, schema)
+    keys = list(batch)
+    rows = await conn.fetch(
+        "SELECT topic, kafka_partition, next_offset FROM _checkpoint"
+        " WHERE (topic, kafka_partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))"
+        " FOR UPDATE",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    stored = {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+    total = BatchOutcome()
+    for key, deliveries in batch.items():
+        expected = stored.get(key)
+        if expected is not None:
+            if deliveries and deliveries[0].offset > expected:
+                total.reseek[key] = expected
+                continue
+            deliveries = [d for d in deliveries if d.offset >= expected]
+        if not deliveries:
+            continue
+        outcome = await apply_deliveries(
+            conn, projection, consumer_name, deliveries, isolate=isolate
+        )
+        total.applied += outcome.applied
+        total.duplicates += outcome.duplicates
+        total.dead_lettered += outcome.dead_lettered
+        await conn.execute(
+            """
+            INSERT INTO _checkpoint (topic, kafka_partition, next_offset) VALUES ($1, $2, $3)
+            ON CONFLICT (topic, kafka_partition)
+            DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()
+            """,
+            key[0],
+            key[1],
+            deliveries[-1].offset + 1,
+        )
+    return total
+
+
+async def apply_in_transaction(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    schema: str,
+    consumer_name: str,
+    batch: Mapping[tuple[str, int], Sequence[Delivery]],
+) -> BatchOutcome:
+    """One transaction for the batch; on a handler error, redo it with per-event isolation."""
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                return await apply_kafka_batch(
+                    conn, projection, schema, consumer_name, batch, isolate=False
+                )
+        except _HandlerFailed:
+            async with conn.transaction():
+                return await apply_kafka_batch(
+                    conn, projection, schema, consumer_name, batch, isolate=True
+                )
+
+
+async def stored_offsets(
+    pool: asyncpg.Pool, schema: str, partitions: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """The next offsets a projection's checkpoint holds for these partitions."""
+    async with pool.acquire() as conn, conn.transaction():
+        await use_schema(conn, schema)
+        rows = await conn.fetch("SELECT topic, kafka_partition, next_offset FROM _checkpoint")
+    wanted = set(partitions)
+    return {
+        (r["topic"], r["kafka_partition"]): r["next_offset"]
+        for r in rows
+        if (r["topic"], r["kafka_partition"]) in wanted
+    }
+
+
+class _SeekFromDatabase(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: KafkaProjectionRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._runner.seek_from_database(list(assigned))
+
+
+class KafkaProjectionRunner:
+    """Keeps one projection up to date from its Kafka topics."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projection: Projection,
+        *,
+        bootstrap: str,
+        group_id: str | None = None,
+        max_records: int = 500,
+        poll_timeout_ms: int = 200,
+    ) -> None:
+        self._pool = pool
+        self.projection = projection
+        self._bootstrap = bootstrap
+        self.group_id = group_id or f"projection.{projection.name}"
+        self._max_records = max_records
+        self._poll_timeout_ms = poll_timeout_ms
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def schema(self) -> str:
+        """The live schema of the projection."""
+        return self.projection.name
+
+    async def setup(self) -> None:
+        """Create the projection's schema and tables if missing."""
+        async with self._pool.acquire() as conn:
+            await create_schema(conn, self.projection, self.schema)
+
+    async def seek_from_database(self, partitions: Sequence[TopicPartition]) -> None:
+        """Point the consumer at the database's next offsets; earliest where none is stored."""
+        consumer = self._consumer
+        assert consumer is not None
+        stored = await stored_offsets(
+            self._pool, self.schema, [(tp.topic, tp.partition) for tp in partitions]
+        )
+        fresh = []
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                fresh.append(tp)
+            else:
+                consumer.seek(tp, offset)
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until `stop` is set or the task is cancelled."""
+        stop = stop or asyncio.Event()
+        await self.setup()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self.group_id,
+            client_id=f"{self.group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._max_records,
+        )
+        self._consumer = consumer
+        consumer.subscribe(list(self.projection.topics), listener=_SeekFromDatabase(self))
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                records = await consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._max_records
+                )
+                if not records:
+                    continue
+                await self._process(consumer, records)
+        finally:
+            self._consumer = None
+            try:
+                await consumer.stop()
+            except Exception:
+                log.warning("consumer did not stop cleanly", exc_info=True)
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, records: Mapping[Any, Sequence[Any]]
+    ) -> None:
+        batch = {
+            (tp.topic, tp.partition): [
+                Delivery.from_kafka(tp.topic, tp.partition, r.offset, r.value) for r in recs
+            ]
+            for tp, recs in records.items()
+            if recs
+        }
+        outcome = await apply_in_transaction(
+            self._pool, self.projection, self.schema, self.group_id, batch
+        )
+        await self.after_database_commit()
+        for (topic, partition), offset in outcome.reseek.items():
+            log.info("re-seeking from the database", extra={"topic": topic, "partition": partition})
+            consumer.seek(TopicPartition(topic, partition), offset)
+        metrics.CONSUMER_APPLIED.labels(self.group_id).inc(outcome.applied)
+        commits = {
+            tp: OffsetAndMetadata(recs[-1].offset + 1, "")
+            for tp, recs in records.items()
+            if recs and (tp.topic, tp.partition) not in outcome.reseek
+        }
+        for tp, recs in records.items():
+            high = consumer.highwater(tp)
+            if recs and high is not None:
+                metrics.CONSUMER_LAG.labels(self.group_id, tp.topic, tp.partition).set(
+                    max(high - recs[-1].offset - 1, 0)
+                )
+        try:
+            await consumer.commit(commits)
+        except Exception:
+            log.warning("Kafka offset commit failed (the database holds the truth)", exc_info=True)
+
+    async def after_database_commit(self) -> None:
+        """Runs between the database commit and the Kafka commit (a seam for crash tests)."""
+
+
+class FeedProjectionRunner:
+    """Keeps a projection of the service's own events straight from its store's feed."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projection: Projection,
+        *,
+        stream_types: Sequence[str] | None = None,
+        batch_size: int = 500,
+        idle_sleep: float = 0.02,
+        max_idle_sleep: float = 0.25,
+        schema: str | None = None,
+    ) -> None:
+        self._pool = pool
+        self.projection = projection
+        self._stream_types = list(stream_types) if stream_types else None
+        self._batch_size = batch_size
+        self._idle_sleep = idle_sleep
+        self._max_idle_sleep = max_idle_sleep
+        self.schema = schema or projection.name
+
+    async def setup(self) -> None:
+        """Create the projection's schema and tables if missing."""
+        async with self._pool.acquire() as conn:
+            await create_schema(conn, self.projection, self.schema)
+
+    async def catch_up(self) -> int:
+        """Apply every visible event not yet applied; returns how many were applied."""
+        total = 0
+        while (applied := await self.catch_up_once()) is not None:
+            total += applied
+        return total
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Follow the feed until `stop` is set or the task is cancelled."""
+        stop = stop or asyncio.Event()
+        await self.setup()
+        sleep = self._idle_sleep
+        while not stop.is_set():
+            if await self.catch_up_once() is not None:
+                sleep = self._idle_sleep
+                continue
+            sleep = min(sleep * 2, self._max_idle_sleep)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=sleep)
+
+    async def catch_up_once(self, conn: asyncpg.Connection | None = None) -> int | None:
+        """Apply one batch of the feed; None when there was nothing new to read.
+
+        With `conn`, the batch runs in a savepoint of that connection's transaction.
+        """
+        if conn is None:
+            async with self._pool.acquire() as own:
+                return await self._batch(own)
+        return await self._batch(conn)
+
+    async def _batch(self, conn: asyncpg.Connection) -> int | None:
+        for isolate in (False, True):
+            try:
+                async with conn.transaction():
+                    await use_schema(conn, self.schema)
+                    position = await _feed_position(conn)
+                    items = await read_feed(conn, position, self._batch_size, self._stream_types)
+                    if not items:
+                        return None
+                    outcome = await apply_deliveries(
+                        conn,
+                        self.projection,
+                        f"feed.{self.projection.name}",
+                        [Delivery.from_feed(i) for i in items],
+                        isolate=isolate,
+                    )
+                    await _save_feed_position(conn, items[-1].position)
+                    metrics.CONSUMER_APPLIED.labels(f"feed.{self.projection.name}").inc(
+                        outcome.applied
+                    )
+                    return outcome.applied
+            except _HandlerFailed:
+                continue
+        raise AssertionError("unreachable: the isolated pass never raises _HandlerFailed")
+
+
+async def _feed_position(conn: asyncpg.Connection) -> Position:
+    row = await conn.fetchrow(
+        "SELECT tx_id::text::bigint AS tx, seq FROM _feed_position FOR UPDATE"
+    )
+    return Position.ZERO if row is None else Position(row["tx"], row["seq"])
+
+
+async def _save_feed_position(conn: asyncpg.Connection, position: Position) -> None:
+    await conn.execute(
+        """
+        INSERT INTO _feed_position (singleton, tx_id, seq) VALUES (true, $1::text::xid8, $2)
+        ON CONFLICT (singleton) DO UPDATE SET tx_id = excluded.tx_id, seq = excluded.seq,
+            updated_at = now()
+        """,
+        str(position.tx_id),
+        position.seq,
+    )

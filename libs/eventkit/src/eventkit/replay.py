@@ -1,0 +1,211 @@
+"""Replay: rebuild a projection into a shadow schema from the store or from Kafka, compare, swap.
+
+The live projection keeps serving while a rebuild runs. `compare` reports rows that differ,
+table by table. `swap` blocks the live consumer for an instant, brings the shadow up to date with
+the feed, carries the live Kafka checkpoint over when the shadow was built from the store, and
+renames the schemas in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from eventkit.consumer import Delivery, FeedProjectionRunner, apply_in_transaction
+from eventkit.kafka import topic_partitions
+from eventkit.projection import (
+    SHADOW_SUFFIX,
+    Projection,
+    check_identifier,
+    create_schema,
+    user_tables,
+)
+from eventkit.relay import TopicRouter
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+"""Called with the number of events applied so far."""
+
+
+def shadow_name(projection: Projection) -> str:
+    """The shadow schema of a projection."""
+    return check_identifier(projection.name + SHADOW_SUFFIX)
+
+
+async def _fresh_shadow(pool: asyncpg.Pool, projection: Projection) -> str:
+    shadow = shadow_name(projection)
+    async with pool.acquire() as conn:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{shadow}" CASCADE')
+        await create_schema(conn, projection, shadow)
+    return shadow
+
+
+def stream_types_for(
+    projection: Projection, route: TopicRouter, stream_types: Sequence[str]
+) -> list[str]:
+    """The stream types whose topic the projection reads."""
+    return [s for s in stream_types if route(s) in projection.topics]
+
+
+async def rebuild_from_store(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    stream_types: Sequence[str],
+    *,
+    progress: Progress | None = None,
+    batch_size: int = 1000,
+) -> int:
+    """Rebuild the shadow of `projection` from this service's own store; returns events applied."""
+    shadow = await _fresh_shadow(pool, projection)
+    runner = FeedProjectionRunner(
+        pool, projection, stream_types=stream_types, batch_size=batch_size, schema=shadow
+    )
+    total = 0
+    while True:
+        applied = await runner.catch_up_once()
+        if applied is None:
+            return total
+        total += applied
+        if progress is not None:
+            progress(total)
+
+
+async def rebuild_from_kafka(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    bootstrap: str,
+    *,
+    progress: Progress | None = None,
+    max_records: int = 1000,
+) -> int:
+    """Rebuild the shadow from the beginning of the projection's topics up to their current end."""
+    shadow = await _fresh_shadow(pool, projection)
+    partitions = await topic_partitions(bootstrap, projection.topics)
+    if not partitions:
+        return 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    total = 0
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        remaining = {tp for tp in partitions if end[tp] > 0}
+        while remaining:
+            records = await consumer.getmany(*remaining, timeout_ms=500, max_records=max_records)
+            batch = {
+                (tp.topic, tp.partition): [
+                    Delivery.from_kafka(tp.topic, tp.partition, r.offset, r.value)
+                    for r in recs
+                    if r.offset < end[tp]
+                ]
+                for tp, recs in records.items()
+            }
+            batch = {k: v for k, v in batch.items() if v}
+            if batch:
+                outcome = await apply_in_transaction(
+                    pool, projection, shadow, f"rebuild.{projection.name}", batch
+                )
+                total += outcome.applied
+                if progress is not None:
+                    progress(total)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        return total
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class TableDifference:
+    """Rows of one table present on one side only (counted with multiplicity)."""
+
+    table: str
+    only_live: int
+    only_shadow: int
+    samples_live: list[dict[str, object]] = field(default_factory=list)
+    samples_shadow: list[dict[str, object]] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    """The outcome of comparing two schemas of the same projection."""
+
+    tables: list[str]
+    differences: list[TableDifference]
+
+    @property
+    def equal(self) -> bool:
+        """True when every table holds the same rows on both sides."""
+        return not self.differences
+
+
+async def compare(pool: asyncpg.Pool, live: str, shadow: str, samples: int = 5) -> Comparison:
+    """Compare every projection table of `live` with `shadow`, row for row."""
+    check_identifier(live)
+    check_identifier(shadow)
+    async with pool.acquire() as conn:
+        tables_live = await user_tables(conn, live)
+        tables_shadow = await user_tables(conn, shadow)
+        if tables_live != tables_shadow:
+            missing = sorted(set(tables_live) ^ set(tables_shadow))
+            return Comparison(
+                tables_live,
+                [
+                    TableDifference(t, int(t in tables_live), int(t in tables_shadow))
+                    for t in missing
+                ],
+            )
+        differences = []
+        for table in tables_live:
+            a, b = f'"{live}"."{table}"', f'"{shadow}"."{table}"'
+            only_a = await conn.fetch(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}")
+            only_b = await conn.fetch(f"SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}")
+            if only_a or only_b:
+                differences.append(
+                    TableDifference(
+                        table,
+                        len(only_a),
+                        len(only_b),
+                        [dict(r) for r in only_a[:samples]],
+                        [dict(r) for r in only_b[:samples]],
+                    )
+                )
+    return Comparison(tables_live, differences)
+
+
+async def swap(
+    pool: asyncpg.Pool, projection: Projection, stream_types: Sequence[str] | None = None
+) -> None:
+    """Make the rebuilt shadow the live projection, atomically; the old live schema is dropped."""
+    live, shadow = check_identifier(projection.name), shadow_name(projection)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            f'LOCK TABLE "{live}"._checkpoint, "{live}"._feed_position IN ACCESS EXCLUSIVE MODE'
+        )
+        built_from_store = await conn.fetchval(f'SELECT count(*) FROM "{shadow}"._feed_position')
+        if built_from_store and stream_types is not None:
+            runner = FeedProjectionRunner(
+                pool, projection, stream_types=stream_types, schema=shadow
+            )
+            while await runner.catch_up_once(conn) is not None:
+                pass
+        shadow_has_offsets = await conn.fetchval(f'SELECT count(*) FROM "{shadow}"._checkpoint')
+        if not shadow_has_offsets:
+            await conn.execute(
+                f'INSERT INTO "{shadow}"._checkpoint SELECT * FROM "{live}"._checkpoint'
+            )
+        retired = check_identifier(projection.name + "__retired")
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE')
+        await conn.execute(f'ALTER SCHEMA "{live}" RENAME TO "{retired}"')
+        await conn.execute(f'ALTER SCHEMA "{shadow}" RENAME TO "{live}"')
+        await conn.execute(f'DROP SCHEMA "{retired}" CASCADE')
+    log.info("projection swapped", extra={"projection": projection.name})
