@@ -10,7 +10,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
 

@@ -8,7 +8,6 @@ import uuid
 
 import asyncpg
 import pytest
-
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.feed import Position, read_feed
 from eventkit.store import EventStore

@@ -7,7 +7,6 @@ import uuid
 
 import asyncpg
 import pytest
-
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.errors import ConcurrencyError, DuplicateEventError
 from eventkit.store import EventStore, Snapshot
@@ -90,11 +89,14 @@ async def test_duplicate_event_id_is_refused_without_half_write(pool: asyncpg.Po
 
 async def test_append_joins_the_callers_transaction(pool: asyncpg.Pool) -> None:
     store = EventStore(pool)
-    async with pool.acquire() as conn:
-        with pytest.raises(RuntimeError):
-            async with conn.transaction():
-                await store.append("app", "tx", 0, [ev(1)], META, conn=conn)
-                raise RuntimeError("handler failed after the append")
+
+    async def append_then_fail() -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await store.append("app", "tx", 0, [ev(1)], META, conn=conn)
+            raise RuntimeError("handler failed after the append")
+
+    with pytest.raises(RuntimeError):
+        await append_then_fail()
     assert await store.load("app", "tx") == []
 
 

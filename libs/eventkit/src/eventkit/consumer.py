@@ -24,6 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from eventkit import metrics
+from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
 from eventkit.feed import FeedEvent, Position, read_feed
 from eventkit.projection import Projection, create_schema, mark_applied, use_schema
@@ -74,7 +75,7 @@ class BatchOutcome:
 
 
 async def apply_deliveries(
-    conn: asyncpg.Connection,
+    conn: Conn,
     projection: Projection,
     consumer_name: str,
     deliveries: Sequence[Delivery],
@@ -126,7 +127,7 @@ async def apply_deliveries(
 
 
 async def _dead_letter(
-    conn: asyncpg.Connection, consumer: str, delivery: Delivery, error_type: str, error: str
+    conn: Conn, consumer: str, delivery: Delivery, error_type: str, error: str
 ) -> None:
     envelope = delivery.envelope
     raw = (
@@ -155,7 +156,7 @@ async def _dead_letter(
 
 
 async def apply_kafka_batch(
-    conn: asyncpg.Connection,
+    conn: Conn,
     projection: Projection,
     schema: str,
     consumer_name: str,
@@ -274,6 +275,7 @@ class KafkaProjectionRunner:
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._consumer: AIOKafkaConsumer | None = None
+        self.totals = BatchOutcome()
 
     @property
     def schema(self) -> str:
@@ -345,6 +347,9 @@ class KafkaProjectionRunner:
         outcome = await apply_in_transaction(
             self._pool, self.projection, self.schema, self.group_id, batch
         )
+        self.totals.applied += outcome.applied
+        self.totals.duplicates += outcome.duplicates
+        self.totals.dead_lettered += outcome.dead_lettered
         await self.after_database_commit()
         for (topic, partition), offset in outcome.reseek.items():
             log.info("re-seeking from the database", extra={"topic": topic, "partition": partition})
@@ -417,7 +422,7 @@ class FeedProjectionRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=sleep)
 
-    async def catch_up_once(self, conn: asyncpg.Connection | None = None) -> int | None:
+    async def catch_up_once(self, conn: Conn | None = None) -> int | None:
         """Apply one batch of the feed; None when there was nothing new to read.
 
         With `conn`, the batch runs in a savepoint of that connection's transaction.
@@ -427,7 +432,7 @@ class FeedProjectionRunner:
                 return await self._batch(own)
         return await self._batch(conn)
 
-    async def _batch(self, conn: asyncpg.Connection) -> int | None:
+    async def _batch(self, conn: Conn) -> int | None:
         for isolate in (False, True):
             try:
                 async with conn.transaction():
@@ -453,14 +458,14 @@ class FeedProjectionRunner:
         raise AssertionError("unreachable: the isolated pass never raises _HandlerFailed")
 
 
-async def _feed_position(conn: asyncpg.Connection) -> Position:
+async def _feed_position(conn: Conn) -> Position:
     row = await conn.fetchrow(
         "SELECT tx_id::text::bigint AS tx, seq FROM _feed_position FOR UPDATE"
     )
     return Position.ZERO if row is None else Position(row["tx"], row["seq"])
 
 
-async def _save_feed_position(conn: asyncpg.Connection, position: Position) -> None:
+async def _save_feed_position(conn: Conn, position: Position) -> None:
     await conn.execute(
         """
         INSERT INTO _feed_position (singleton, tx_id, seq) VALUES (true, $1::text::xid8, $2)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
-async def init_connection(conn: asyncpg.Connection) -> None:
+    Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    """A connection, whether owned or borrowed from a pool."""
+else:
+    Conn = asyncpg.Connection
+
+
+async def init_connection(conn: Conn) -> None:
     """Decode json/jsonb to Python values and encode Python values to JSON text."""
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(

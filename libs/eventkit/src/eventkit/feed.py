@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import asyncpg
 
+from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
 from eventkit.store import ENVELOPE_COLUMNS, envelope_from_row
 
@@ -62,7 +63,7 @@ LIMIT $3
 
 
 async def read_feed(
-    conn: asyncpg.Connection,
+    conn: Conn,
     after: Position,
     limit: int = 500,
     stream_types: Sequence[str] | None = None,
@@ -75,7 +76,7 @@ async def read_feed(
     return [FeedEvent(Position(r["tx"], r["seq"]), envelope_from_row(r)) for r in rows]
 
 
-async def pending_count(conn: asyncpg.Connection, after: Position) -> int:
+async def pending_count(conn: Conn, after: Position) -> int:
     """How many stored events lie after `after` (committed or not yet visible): the lag."""
     count = await conn.fetchval(
         "SELECT count(*) FROM eventkit.events WHERE (tx_id, seq) > ($1::text::xid8, $2)",

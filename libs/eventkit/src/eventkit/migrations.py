@@ -11,6 +11,8 @@ from pathlib import Path
 
 import asyncpg
 
+from eventkit.db import Conn
+
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -56,7 +58,7 @@ def eventkit_migrations() -> list[Migration]:
     return discover(Path(str(resources.files("eventkit") / "sql")))
 
 
-async def apply(conn: asyncpg.Connection, namespace: str, migrations: list[Migration]) -> list[str]:
+async def apply(conn: Conn, namespace: str, migrations: list[Migration]) -> list[str]:
     """Apply the not-yet-applied migrations of `namespace`; returns the names applied now."""
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-import asyncpg
-
+from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
@@ -59,7 +58,7 @@ class Projection(Protocol):
         """CREATE TABLE statements with unqualified names, safe to run repeatedly."""
         ...
 
-    async def apply(self, conn: asyncpg.Connection, envelope: EventEnvelope) -> None:
+    async def apply(self, conn: Conn, envelope: EventEnvelope) -> None:
         """Apply one event inside the caller's transaction (search_path is set for you)."""
         ...
 
@@ -71,7 +70,7 @@ def check_identifier(name: str) -> str:
     return name
 
 
-async def create_schema(conn: asyncpg.Connection, projection: Projection, schema: str) -> None:
+async def create_schema(conn: Conn, projection: Projection, schema: str) -> None:
     """Create the projection's schema, its bookkeeping tables and its own tables if missing."""
     check_identifier(schema)
     async with conn.transaction():
@@ -81,13 +80,13 @@ async def create_schema(conn: asyncpg.Connection, projection: Projection, schema
         await conn.execute(projection.ddl)
 
 
-async def use_schema(conn: asyncpg.Connection, schema: str) -> None:
+async def use_schema(conn: Conn, schema: str) -> None:
     """Point unqualified names at `schema` for the rest of the current transaction."""
     check_identifier(schema)
     await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
 
 
-async def mark_applied(conn: asyncpg.Connection, envelope: EventEnvelope) -> bool:
+async def mark_applied(conn: Conn, envelope: EventEnvelope) -> bool:
     """Record the event in the inbox; False when it was applied before (a duplicate)."""
     inserted = await conn.fetchval(
         "INSERT INTO _inbox (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
@@ -96,7 +95,7 @@ async def mark_applied(conn: asyncpg.Connection, envelope: EventEnvelope) -> boo
     return bool(inserted)
 
 
-async def user_tables(conn: asyncpg.Connection, schema: str) -> list[str]:
+async def user_tables(conn: Conn, schema: str) -> list[str]:
     """The projection's own tables in `schema` (bookkeeping excluded), sorted."""
     rows = await conn.fetch(
         "SELECT table_name FROM information_schema.tables"

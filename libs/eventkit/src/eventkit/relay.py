@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from eventkit import metrics
+from eventkit.db import Conn
 from eventkit.feed import FeedEvent, Position, pending_count, read_feed
 from eventkit.kafka import idempotent_producer, message_headers
 
@@ -158,7 +158,7 @@ class OutboxRelay:
             headers=message_headers(envelope),
         )
 
-    async def _load_position(self, conn: asyncpg.Connection) -> Position:
+    async def _load_position(self, conn: Conn) -> Position:
         row = await conn.fetchrow(
             "SELECT tx_id::text::bigint AS tx, seq FROM eventkit.relay_positions"
             " WHERE relay_name = $1",
@@ -169,8 +169,8 @@ class OutboxRelay:
 
 def _default_factory(bootstrap: str, name: str) -> Callable[[], Producer]:
     def make() -> Producer:
-        producer: AIOKafkaProducer = idempotent_producer(bootstrap, f"relay-{name}")
-        return producer  # type: ignore[return-value]
+        producer: Producer = idempotent_producer(bootstrap, f"relay-{name}")
+        return producer
 
     return make
 

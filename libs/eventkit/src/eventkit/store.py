@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from eventkit import metrics
-from eventkit.db import dumps
+from eventkit.db import Conn, dumps
 from eventkit.envelope import Actor, EventEnvelope, Metadata, NewEvent
 from eventkit.errors import ConcurrencyError, DuplicateEventError
 
@@ -84,7 +84,7 @@ class EventStore:
         events: Sequence[NewEvent],
         metadata: Metadata,
         *,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> list[EventEnvelope]:
         """Append events after `expected_version` (0 for a new stream), atomically.
 
@@ -149,7 +149,7 @@ class EventStore:
         stream_id: str,
         *,
         after_version: int = 0,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> list[EventEnvelope]:
         """The stream's events after `after_version`, in order (empty for an unknown stream)."""
         if conn is None:

@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
 from eventkit.kafka import topic_partitions
 
@@ -97,7 +97,7 @@ class CountingProjection:
     );
     """
 
-    async def apply(self, conn: asyncpg.Connection, envelope: EventEnvelope) -> None:
+    async def apply(self, conn: Conn, envelope: EventEnvelope) -> None:
         """Count the event; raise for the poison type, and for out-of-order versions."""
         if envelope.event_type == self.poison_type:
             raise ValueError(f"poison event {envelope.event_id}")
