@@ -1,0 +1,63 @@
+# One entry point for newcomers, developers and CI. Everything installs itself (idempotent).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+RUN_DIR ?= .run/dev
+TEST_RUN_DIR ?= .run/test
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-unit lint format contracts bench bench-eventstore \
+        stack-up stack-down stack-status clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+install: ## install Python deps (uv), the Kafka broker jars (Maven) and check the JDK
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+	@$(UV) run --frozen devstack install
+
+run: install ## start the whole system locally (stack + services), print the URLs; Ctrl-C stops it
+	@$(UV) run --frozen devstack run --run-dir $(RUN_DIR)
+
+test: install lint ## start a stack on free ports, run every test lane, stop the stack
+	@$(UV) run --frozen devstack exec --run-dir $(TEST_RUN_DIR) -- \
+		$(UV) run --frozen pytest -m "unit or integration" $(PYTEST_ARGS)
+
+test-unit: ## unit tests only (no stack)
+	@$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
+
+lint: ## ruff + mypy (strict on libs/ and contracts/) + stale contract schemas
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --frozen mypy libs/eventkit/src contracts/src tools/devstack/src
+	@$(UV) run --frozen mypy services/*/src
+	@$(UV) run --frozen contracts check
+	@$(UV) run --frozen contracts compat
+
+format: ## apply ruff's fixes and formatting
+	@$(UV) run --frozen ruff check --fix .
+	@$(UV) run --frozen ruff format .
+
+contracts: ## regenerate JSON Schemas and the AsyncAPI document from the event models
+	@$(UV) run --frozen contracts generate
+
+bench: bench-eventstore ## every benchmark
+
+bench-eventstore: install ## eventkit append and replay vs eventsourcing vs raw SQL
+	@$(UV) run --frozen devstack exec --run-dir .run/bench -- \
+		$(UV) run --frozen python bench/eventstore.py
+
+stack-up: install ## start PostgreSQL, Kafka and SeaweedFS in the background (fixed ports)
+	@$(UV) run --frozen devstack up --run-dir $(RUN_DIR) --fixed-ports
+
+stack-down: ## stop the background stack
+	@$(UV) run --frozen devstack down --run-dir $(RUN_DIR)
+
+stack-status: ## is each part of the background stack alive and healthy?
+	@$(UV) run --frozen devstack status --run-dir $(RUN_DIR)
+
+clean: stack-down ## stop the stack and remove run directories
+	rm -rf .run
