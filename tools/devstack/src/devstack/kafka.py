@@ -1,0 +1,241 @@
+"""Apache Kafka: a single KRaft node (broker + controller) on the local JDK.
+
+The jars come from Maven Central via ``mvn`` (see ``install.ensure_kafka_libs``). The controller
+quorum is static (``controller.quorum.voters``), so the storage is formatted without
+``--standalone`` and the ports may change between runs of the same run dir.
+
+``kafka-storage format`` costs a JVM start (~1-1.5s on the critical path), and its output
+(``meta.properties`` + ``bootstrap.checkpoint``) does not depend on ports or paths, so it is run
+once per Kafka build into ``<cache>/kafka-format/<libs key>/`` and copied into new run dirs.
+Every stack formatted from the same template shares its cluster id, which is harmless as they
+are independent single-node clusters.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from ._part import LaunchSpec, Part
+from ._proc import tail
+from .config import LOCALHOST, Ports, StackConfig
+from .endpoints import Endpoints
+from .errors import PartError
+from .health import check_kafka
+from .install import checked_java, ensure_kafka_libs, kafka_version
+
+log = logging.getLogger("devstack")
+
+# Always on; heap, GC and JIT flags come from StackConfig.kafka_jvm_opts.
+BASE_JVM_FLAGS: tuple[str, ...] = (
+    "-XX:+ExitOnOutOfMemoryError",
+    "-XX:-UsePerfData",  # no /tmp/hsperfdata_<user>/<pid> files
+    "-Djava.awt.headless=true",
+)
+FORMAT_TEMPLATE_VERSION = 1
+FAST_TOOL_FLAGS: tuple[str, ...] = (
+    "-Xmx256m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Xshare:auto",
+    "-XX:-UsePerfData",
+)
+
+
+def generate_cluster_id() -> str:
+    """A Kafka cluster id: url-safe base64 of a random UUID without padding, as
+    ``kafka-storage random-uuid`` makes (and like Kafka, never starting with '-')."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def kafka_properties(
+    ports: Ports, log_dir: Path, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{LOCALHOST}:{ports.kafka_controller}",
+        "listeners": f"PLAINTEXT://{LOCALHOST}:{ports.kafka},"
+        f"CONTROLLER://{LOCALHOST}:{ports.kafka_controller}",
+        "advertised.listeners": f"PLAINTEXT://{LOCALHOST}:{ports.kafka}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": "3",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        # 3 instead of 50 partitions: the first consumer group / transaction is ready sooner
+        "offsets.topic.num.partitions": "3",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "3",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "log.retention.ms": "-1",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+    }
+    props.update(overrides or {})
+    return props
+
+
+def render_kafka_properties(
+    ports: Ports, log_dir: Path, overrides: Mapping[str, str] | None = None
+) -> str:
+    lines = ["# written by devstack at every start"]
+    lines += [f"{k}={v}" for k, v in kafka_properties(ports, log_dir, overrides).items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_log4j2_properties() -> str:
+    """log4j2 config: everything to stdout, which the stack appends to logs/kafka.log."""
+    return (
+        "status = warn\n"
+        "name = devstack-kafka\n"
+        "appender.out.type = Console\n"
+        "appender.out.name = STDOUT\n"
+        "appender.out.target = SYSTEM_OUT\n"
+        "appender.out.layout.type = PatternLayout\n"
+        "appender.out.layout.pattern = [%d] %p %m (%c)%n\n"
+        "rootLogger.level = INFO\n"
+        "rootLogger.appenderRef.out.ref = STDOUT\n"
+        "logger.request.name = kafka.request.logger\n"
+        "logger.request.level = WARN\n"
+        "logger.state.name = state.change.logger\n"
+        "logger.state.level = WARN\n"
+        "logger.authorizer.name = kafka.authorizer.logger\n"
+        "logger.authorizer.level = WARN\n"
+    )
+
+
+class KafkaPart(Part):
+    name = "kafka"
+    stop_signal = signal.SIGTERM  # controlled shutdown
+    stop_grace = 60.0
+
+    def __init__(self, config: StackConfig, ports: Ports) -> None:
+        super().__init__(config, ports)
+        self.root = config.run_dir / "kafka"
+        self.data = self.root / "data"
+        self.props_file = self.root / "server.properties"
+        self.log4j_file = self.root / "log4j2.properties"
+        self._java: Path | None = None
+        self._libs: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return self.ports.kafka
+
+    @property
+    def classpath(self) -> str:
+        assert self._libs is not None
+        return f"{self._libs}/*"
+
+    def prepare(self) -> None:
+        self._java = checked_java()
+        self._libs, _ = ensure_kafka_libs(
+            self.config.resolved_cache_dir, self.config.resolved_kafka_pom
+        )
+        log.info("kafka: Apache Kafka %s from %s", kafka_version(self._libs), self._libs)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.props_file.write_text(
+            render_kafka_properties(self.ports, self.data, self.config.kafka_properties)
+        )
+        self.log4j_file.write_text(render_log4j2_properties())
+        if not (self.data / "meta.properties").exists():
+            template = self._format_template()
+            for f in template.iterdir():
+                shutil.copy2(f, self.data / f.name)
+            log.info("kafka: storage %s formatted (from %s)", self.data, template)
+
+    def _format_template(self) -> Path:
+        """``kafka-storage format`` output for this Kafka build, made once and cached."""
+        assert self._libs is not None
+        base = self.config.resolved_cache_dir / "kafka-format"
+        key = f"{self._libs.name}-v{FORMAT_TEMPLATE_VERSION}"
+        template = base / key / "data"
+        marker = base / key / ".complete"
+        if marker.exists():
+            return template
+        base.mkdir(parents=True, exist_ok=True)
+        with (base / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if marker.exists():
+                return template
+            tmp = base / f"{key}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            (tmp / "data").mkdir(parents=True)
+            props = tmp / "server.properties"
+            props.write_text(render_kafka_properties(self.ports, tmp / "data"))
+            self._format(props)
+            (tmp / "data" / "meta.properties").read_text()  # format really wrote it
+            props.unlink()
+            (tmp / ".complete").write_text("kafka-storage format output\n")
+            shutil.rmtree(base / key, ignore_errors=True)
+            tmp.rename(base / key)
+        return template
+
+    def _format(self, props: Path) -> None:
+        assert self._java is not None
+        t0 = time.monotonic()
+        cluster_id = generate_cluster_id()
+        cmd = [
+            str(self._java),
+            *FAST_TOOL_FLAGS,
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            "-cp",
+            self.classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(props),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.root)
+        with self.log_path.open("a") as f:
+            f.write(f"=== devstack: {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+        if proc.returncode != 0:
+            raise PartError(
+                self.name,
+                f"kafka-storage format failed (rc={proc.returncode})",
+                self.log_path,
+                tail(self.log_path),
+            )
+        log.info(
+            "kafka: kafka-storage format (cluster %s) took %.1fs", cluster_id, time.monotonic() - t0
+        )
+
+    def launch_spec(self) -> LaunchSpec:
+        assert self._java is not None
+        argv = [
+            str(self._java),
+            *self.config.kafka_jvm_opts,
+            *BASE_JVM_FLAGS,
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            "-cp",
+            self.classpath,
+            "kafka.Kafka",
+            str(self.props_file),
+        ]
+        return LaunchSpec(argv=argv, cwd=self.root, env=dict(os.environ))
+
+    def probe(self, ep: Endpoints, timeout: float) -> None:
+        check_kafka(ep, timeout)

@@ -1,0 +1,118 @@
+"""The whole system on one machine: the stack plus every service that has an entrypoint.
+
+A service takes part once it has `entrypoints/api.py` (an ASGI `app`) and/or
+`entrypoints/worker.py` (a `python -m` module: relay and consumers). Each process gets the
+platform settings of its own database through `EVENTKIT_*` variables, so services need no
+launcher-specific code and the launcher imports no service.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .endpoints import Endpoints
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service of the system: its folder, package, database and API port."""
+
+    name: str
+    package: str
+    database: str
+    port: int
+
+    def entrypoint(self, root: Path, kind: str) -> Path:
+        """The path of `entrypoints/<kind>.py` inside the service's package."""
+        return root / "services" / self.name / "src" / self.package / "entrypoints" / f"{kind}.py"
+
+
+SERVICES = (
+    Service("identity", "identity_service", "identity", 8101),
+    Service("application", "application_service", "application", 8102),
+    Service("credential-verify", "credential_verify_service", "credential_verify", 8103),
+    Service("media", "media_service", "media", 8104),
+    Service("review", "review_service", "review", 8105),
+)
+
+
+def service_env(service: Service, endpoints: Endpoints) -> dict[str, str]:
+    """The environment of one service's processes: its database, Kafka, S3, and the peers' URLs."""
+    env = {
+        **endpoints.to_env(),
+        "EVENTKIT_SERVICE_NAME": service.name,
+        "EVENTKIT_PG_DSN": endpoints.pg_dsn(service.database),
+        "EVENTKIT_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+        "EVENTKIT_LOG_JSON": "true",
+    }
+    for peer in SERVICES:
+        key = peer.name.upper().replace("-", "_")
+        env[f"SERVICE_URL_{key}"] = f"http://127.0.0.1:{peer.port}"
+    return env
+
+
+@dataclass
+class Launched:
+    """A started service process and where it logs."""
+
+    service: Service
+    kind: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def launch(root: Path, endpoints: Endpoints, logs: Path) -> list[Launched]:
+    """Start the API and worker of every service that has them; returns what was started."""
+    logs.mkdir(parents=True, exist_ok=True)
+    started: list[Launched] = []
+    for service in SERVICES:
+        env = {**os.environ, **service_env(service, endpoints)}
+        commands = {
+            "api": [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"{service.package}.entrypoints.api:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(service.port),
+                "--no-access-log",
+            ],
+            "worker": [sys.executable, "-m", f"{service.package}.entrypoints.worker"],
+        }
+        for kind, command in commands.items():
+            if not service.entrypoint(root, kind).exists():
+                continue
+            log_path = logs / f"{service.name}-{kind}.log"
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            started.append(Launched(service, kind, process, log_path))
+    return started
+
+
+def stop_all(launched: list[Launched], timeout: float = 10.0) -> None:
+    """Stop the services: SIGTERM, then SIGKILL after `timeout`."""
+    for item in launched:
+        if item.process.poll() is None:
+            item.process.terminate()
+    for item in launched:
+        try:
+            item.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            item.process.kill()
+            item.process.wait(timeout=timeout)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
