@@ -7,6 +7,7 @@ import uuid
 
 import asyncpg
 import pytest
+
 from eventkit.consumer import KafkaProjectionRunner
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.kafka import TopicSpec, ensure_topics, idempotent_producer

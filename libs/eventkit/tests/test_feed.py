@@ -8,6 +8,7 @@ import uuid
 
 import asyncpg
 import pytest
+
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.feed import Position, read_feed
 from eventkit.store import EventStore
@@ -30,7 +31,8 @@ async def test_reader_sees_exactly_the_committed_set_under_concurrent_writers(
     rolled_back: set[uuid.UUID] = set()
     writers_done = asyncio.Event()
     long_tx_open = asyncio.Event()
-    seen_while_long_tx_open: list[uuid.UUID] = []
+    seen_while_long_tx_open: list[Position] = []
+    long_xid: list[int] = []
 
     async def writer(index: int, transactions: int) -> None:
         version = 0
@@ -56,6 +58,7 @@ async def test_reader_sees_exactly_the_committed_set_under_concurrent_writers(
         events = [NewEvent(event_type="Slow", payload={}) for _ in range(2)]
         async with pool.acquire() as conn, conn.transaction():
             await store.append("slow", "held", 0, events, META, conn=conn)
+            long_xid.append(int(await conn.fetchval("SELECT pg_current_xact_id()::text")))
             long_tx_open.set()
             await asyncio.sleep(3.0)
             long_tx_open.clear()
@@ -74,7 +77,7 @@ async def test_reader_sees_exactly_the_committed_set_under_concurrent_writers(
                 delivered.append(item.envelope.event_id)
                 positions.append(item.position)
                 if long_tx_open.is_set():
-                    seen_while_long_tx_open.append(item.envelope.event_id)
+                    seen_while_long_tx_open.append(item.position)
             if batch:
                 position = batch[-1].position
             elif writers_done.is_set():
@@ -93,8 +96,13 @@ async def test_reader_sees_exactly_the_committed_set_under_concurrent_writers(
     assert not (set(delivered) & rolled_back)
     assert positions == sorted(positions)
     assert rolled_back, "the test should have rolled back some transactions"
-    # writers that began after the held transaction were delayed, not skipped: they arrive later
     assert len(committed) > 16 * 40 * 0.9
+    # while the transaction was held open, nothing written after it was delivered (delayed) ...
+    assert seen_while_long_tx_open, "the reader kept delivering older commits meanwhile"
+    assert all(p.tx_id < long_xid[0] for p in seen_while_long_tx_open)
+    # ... and everything written after it arrived once it committed (not skipped)
+    later = [p for p in positions if p.tx_id > long_xid[0]]
+    assert len(later) > 100
 
 
 async def test_feed_filters_by_stream_type(pool: asyncpg.Pool) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from eventkit.migrations import MigrationError, migrate
 
 pytestmark = pytest.mark.integration

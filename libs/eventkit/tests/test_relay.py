@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.kafka import TopicSpec, ensure_topics, header
 from eventkit.relay import OutboxRelay

@@ -7,6 +7,7 @@ import uuid
 
 import asyncpg
 import pytest
+
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.errors import ConcurrencyError, DuplicateEventError
 from eventkit.store import EventStore, Snapshot

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from pydantic import ValidationError
+
 from eventkit.envelope import Actor, DomainEvent, EventEnvelope, Metadata, NewEvent
 from eventkit.feed import Position
 from eventkit.kafka import header, message_headers, traceparent
@@ -16,7 +18,6 @@ from eventkit.logs import JsonFormatter, correlation_id, mask_personal_data
 from eventkit.migrations import MigrationError, discover, eventkit_migrations
 from eventkit.projection import check_identifier
 from eventkit.registry import EventRegistry, UnknownEventType
-from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 
