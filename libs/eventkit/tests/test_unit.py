@@ -11,7 +11,15 @@ from typing import ClassVar
 import pytest
 from pydantic import ValidationError
 
-from eventkit.envelope import Actor, DomainEvent, EventEnvelope, Metadata, NewEvent
+from eventkit.envelope import (
+    Actor,
+    DomainEvent,
+    EventEnvelope,
+    Metadata,
+    NewEvent,
+    trusted_actor,
+    trusted_envelope,
+)
 from eventkit.feed import Position
 from eventkit.kafka import header, message_headers, traceparent
 from eventkit.logs import JsonFormatter, correlation_id, mask_personal_data
@@ -175,3 +183,15 @@ def test_duplicate_migration_versions_are_refused(tmp_path: Path) -> None:
     (tmp_path / "0001_b.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="duplicate"):
         discover(tmp_path)
+
+
+def test_trusted_envelopes_equal_validated_ones() -> None:
+    validated = envelope({"name": "张三", "polite": True})
+    fields = dict(validated)
+    fields["actor"] = trusted_actor(validated.actor.kind, validated.actor.id)
+    trusted = trusted_envelope(**fields)
+    assert trusted == validated
+    assert trusted.to_json_bytes() == validated.to_json_bytes()
+    assert EventEnvelope.from_json_bytes(trusted.to_json_bytes()) == validated
+    with pytest.raises(ValidationError):
+        trusted.stream_id = "changed"  # type: ignore[misc]

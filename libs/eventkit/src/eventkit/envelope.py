@@ -62,6 +62,66 @@ class EventEnvelope(BaseModel):
         return cls.model_validate_json(raw)
 
 
+_ENVELOPE_FIELDS = frozenset(EventEnvelope.model_fields)
+_ACTOR_FIELDS = frozenset(Actor.model_fields)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _trusted(model: type[Any], fields: dict[str, Any], fields_set: frozenset[str]) -> Any:
+    instance = _new(model)
+    _set(instance, "__dict__", fields)
+    _set(instance, "__pydantic_fields_set__", fields_set)
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
+
+
+def trusted_actor(kind: str, actor_id: str) -> Actor:
+    """An Actor from data eventkit itself stored (already validated), without re-validation."""
+    actor: Actor = _trusted(Actor, {"kind": kind, "id": actor_id}, _ACTOR_FIELDS)
+    return actor
+
+
+def trusted_envelope(
+    *,
+    event_id: uuid.UUID,
+    event_type: str,
+    schema_version: int,
+    stream_type: str,
+    stream_id: str,
+    stream_version: int,
+    occurred_at: datetime,
+    recorded_at: datetime | None,
+    correlation_id: uuid.UUID,
+    causation_id: uuid.UUID | None,
+    actor: Actor,
+    payload: dict[str, Any],
+) -> EventEnvelope:
+    """An envelope from rows eventkit wrote itself: no validation, about 4x cheaper than
+    `model_construct`, which matters on replay. Never use it for data from outside (Kafka, HTTP).
+    """
+    envelope: EventEnvelope = _trusted(
+        EventEnvelope,
+        {
+            "event_id": event_id,
+            "event_type": event_type,
+            "schema_version": schema_version,
+            "stream_type": stream_type,
+            "stream_id": stream_id,
+            "stream_version": stream_version,
+            "occurred_at": occurred_at,
+            "recorded_at": recorded_at,
+            "correlation_id": correlation_id,
+            "causation_id": causation_id,
+            "actor": actor,
+            "payload": payload,
+        },
+        _ENVELOPE_FIELDS,
+    )
+    return envelope
+
+
 class NewEvent(BaseModel):
     """An event about to be appended: the store fills in stream position and recorded_at."""
 

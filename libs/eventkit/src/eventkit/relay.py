@@ -85,7 +85,13 @@ class OutboxRelay:
             try:
                 await self._run_as_leader(stop)
             finally:
-                await lock_conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+                try:
+                    await lock_conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+                except BaseException:
+                    # The pool does not reset sessions: never hand back a connection that may
+                    # still hold the leader lock.
+                    lock_conn.terminate()
+                    raise
 
     async def _run_as_leader(self, stop: asyncio.Event) -> None:
         producer = self._producer_factory()

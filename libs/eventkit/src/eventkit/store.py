@@ -12,7 +12,13 @@ import asyncpg
 
 from eventkit import metrics
 from eventkit.db import Conn, dumps
-from eventkit.envelope import Actor, EventEnvelope, Metadata, NewEvent
+from eventkit.envelope import (
+    EventEnvelope,
+    Metadata,
+    NewEvent,
+    trusted_actor,
+    trusted_envelope,
+)
 from eventkit.errors import ConcurrencyError, DuplicateEventError
 
 # One statement, so an append outside an explicit transaction is one round trip and commits
@@ -45,7 +51,7 @@ ORDER BY stream_version
 
 def envelope_from_row(row: asyncpg.Record) -> EventEnvelope:
     """Build an envelope from a row of eventkit.events; rows are trusted, so no re-validation."""
-    return EventEnvelope.model_construct(
+    return trusted_envelope(
         event_id=row["event_id"],
         event_type=row["event_type"],
         schema_version=row["schema_version"],
@@ -56,7 +62,7 @@ def envelope_from_row(row: asyncpg.Record) -> EventEnvelope:
         recorded_at=row["recorded_at"],
         correlation_id=row["correlation_id"],
         causation_id=row["causation_id"],
-        actor=Actor.model_construct(kind=row["actor_kind"], id=row["actor_id"]),
+        actor=trusted_actor(row["actor_kind"], row["actor_id"]),
         payload=row["payload"],
     )
 
@@ -126,7 +132,7 @@ class EventStore:
         metrics.APPEND_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_APPENDED.inc(len(events))
         return [
-            EventEnvelope.model_construct(
+            trusted_envelope(
                 event_id=e.event_id,
                 event_type=e.event_type,
                 schema_version=e.schema_version,
