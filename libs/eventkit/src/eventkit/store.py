@@ -37,6 +37,17 @@ WHERE (SELECT coalesce(max(stream_version), 0) FROM eventkit.events
 RETURNING recorded_at
 """
 
+# The common case, one event per command, without the array round trip through unnest.
+_APPEND_ONE = """
+INSERT INTO eventkit.events (
+    event_id, stream_type, stream_id, stream_version, event_type, schema_version,
+    occurred_at, correlation_id, causation_id, actor_kind, actor_id, payload)
+SELECT $8, $1, $2, $3 + 1, $9, $10, $11, $4, $5, $6, $7, $12::text::jsonb
+WHERE (SELECT coalesce(max(stream_version), 0) FROM eventkit.events
+       WHERE stream_type = $1 AND stream_id = $2) = $3
+RETURNING recorded_at
+"""
+
 ENVELOPE_COLUMNS = """
     event_id, event_type, schema_version, stream_type, stream_id, stream_version,
     occurred_at, recorded_at, correlation_id, causation_id, actor_kind, actor_id, payload
@@ -102,7 +113,7 @@ class EventStore:
             return []
         if expected_version < 0:
             raise ValueError("expected_version must be >= 0")
-        args = (
+        head = (
             stream_type,
             stream_id,
             expected_version,
@@ -110,19 +121,35 @@ class EventStore:
             metadata.causation_id,
             metadata.actor.kind,
             metadata.actor.id,
-            [e.event_id for e in events],
-            [e.event_type for e in events],
-            [e.schema_version for e in events],
-            [e.occurred_at for e in events],
-            [dumps(e.payload) for e in events],
         )
+        if len(events) == 1:
+            (one,) = events
+            sql = _APPEND_ONE
+            args: tuple[Any, ...] = (
+                *head,
+                one.event_id,
+                one.event_type,
+                one.schema_version,
+                one.occurred_at,
+                dumps(one.payload),
+            )
+        else:
+            sql = _APPEND
+            args = (
+                *head,
+                [e.event_id for e in events],
+                [e.event_type for e in events],
+                [e.schema_version for e in events],
+                [e.occurred_at for e in events],
+                [dumps(e.payload) for e in events],
+            )
         started = time.perf_counter()
         try:
             if conn is None:
                 async with self._pool.acquire() as own:
-                    rows = await own.fetch(_APPEND, *args)
+                    rows = await own.fetch(sql, *args)
             else:
-                rows = await conn.fetch(_APPEND, *args)
+                rows = await conn.fetch(sql, *args)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_pkey":
                 raise DuplicateEventError(str(exc)) from exc
