@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from eventkit.consumer import KafkaProjectionRunner
+from eventkit.deadletters import DeadLetterError, discard, list_dead_letters, retry
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.kafka import TopicSpec, ensure_topics, idempotent_producer
 from eventkit.relay import OutboxRelay
@@ -206,3 +207,50 @@ async def test_swap_makes_the_shadow_live_and_the_consumer_continues(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", projection.name + "%"
         )
     assert [r["nspname"] for r in schemas] == [projection.name]
+
+
+class FixedProjection(CountingProjection):
+    """The same projection after the bug that poisoned an event was fixed."""
+
+    def __init__(self, broken: CountingProjection) -> None:
+        super().__init__(broken.name, broken.topics, poison_type="nothing is poison now")
+
+
+async def test_dead_letters_are_listed_retried_after_a_fix_and_discarded(
+    pool: asyncpg.Pool, stack, wired
+) -> None:
+    topic, projection = wired
+    store = EventStore(pool)
+    good = await fill(store, 2, 3)
+    poison = NewEvent(event_type="Poison", payload={"n": 7})
+    await store.append("thing", "bad", 0, [poison], META)
+    producer = idempotent_producer(stack.kafka_bootstrap, "garbage")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"garbage", key=b"x")
+    finally:
+        await producer.stop()
+    good |= await fill(store, 2, 3, start=3)
+    runner = KafkaProjectionRunner(pool, projection, bootstrap=stack.kafka_bootstrap)
+    await run_until(runner, pool, good)
+
+    letters = await list_dead_letters(pool, consumer=runner.group_id)
+    assert sorted(letter.error_type for letter in letters) == ["UnreadableMessage", "ValueError"]
+    poisoned = next(letter for letter in letters if letter.error_type == "ValueError")
+    garbage = next(letter for letter in letters if letter.error_type == "UnreadableMessage")
+
+    with pytest.raises(DeadLetterError, match="failed"):
+        await retry(pool, projection, poisoned.id, actor="ops:li")
+    with pytest.raises(DeadLetterError, match="not a readable event"):
+        await retry(pool, projection, garbage.id, actor="ops:li")
+
+    assert await retry(pool, FixedProjection(projection), poisoned.id, actor="ops:li")
+    assert (await applied_counts(pool, projection.name))[poison.event_id] == 1
+    await discard(pool, garbage.id, actor="ops:li")
+    assert await list_dead_letters(pool, consumer=runner.group_id) == []
+    resolved = await list_dead_letters(pool, consumer=runner.group_id, status=None)
+    assert {letter.status for letter in resolved} == {"retried", "discarded"}
+    with pytest.raises(DeadLetterError, match="not open"):
+        await retry(pool, FixedProjection(projection), poisoned.id, actor="ops:li")
+    with pytest.raises(DeadLetterError, match="no dead letter"):
+        await discard(pool, 999_999, actor="ops:li")
