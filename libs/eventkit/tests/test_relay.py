@@ -13,8 +13,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from eventkit.envelope import Actor, Metadata, NewEvent
+from eventkit.feed import Position, approximate_lag
 from eventkit.kafka import TopicSpec, ensure_topics, header
 from eventkit.relay import OutboxRelay
 from eventkit.store import EventStore
@@ -91,6 +93,13 @@ async def test_relay_publishes_everything_with_headers(pool: asyncpg.Pool, stack
             )
 
     await eventually(caught_up)
+
+    async def lag_reported_zero() -> bool:
+        return REGISTRY.get_sample_value("eventkit_relay_lag_events", {"relay": "r1"}) == 0
+
+    await eventually(lag_reported_zero)
+    async with pool.acquire() as conn:
+        assert await approximate_lag(conn, Position.ZERO) == 101
     stop.set()
     await task
     messages = await read_topic(stack.kafka_bootstrap, topic)

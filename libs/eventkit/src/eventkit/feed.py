@@ -8,13 +8,9 @@ reader's position. A long-open writer delays the feed; it never makes a reader s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
-
-import asyncpg
 
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
@@ -76,39 +72,13 @@ async def read_feed(
     return [FeedEvent(Position(r["tx"], r["seq"]), envelope_from_row(r)) for r in rows]
 
 
-async def pending_count(conn: Conn, after: Position) -> int:
-    """How many stored events lie after `after` (committed or not yet visible): the lag."""
-    count = await conn.fetchval(
-        "SELECT count(*) FROM eventkit.events WHERE (tx_id, seq) > ($1::text::xid8, $2)",
-        str(after.tx_id),
-        after.seq,
+async def approximate_lag(conn: Conn, after: Position) -> int:
+    """Roughly how many events were stored after `after`: O(1), from the seq generator.
+
+    Rolled-back appends leave holes in seq, so this over-counts a little; it is for dashboards.
+    """
+    last = await conn.fetchval(
+        "SELECT last_value FROM pg_sequences"
+        " WHERE schemaname = 'eventkit' AND sequencename = 'events_seq_seq'"
     )
-    return int(count)
-
-
-async def tail(
-    pool: asyncpg.Pool,
-    after: Position = Position.ZERO,
-    *,
-    batch_size: int = 500,
-    idle_sleep: float = 0.05,
-    max_idle_sleep: float = 0.5,
-    stop: asyncio.Event | None = None,
-) -> AsyncIterator[list[FeedEvent]]:
-    """Yield batches of the feed forever (or until `stop`), polling with backoff when idle."""
-    position = after
-    sleep = idle_sleep
-    while stop is None or not stop.is_set():
-        async with pool.acquire() as conn:
-            batch = await read_feed(conn, position, batch_size)
-        if batch:
-            position = batch[-1].position
-            sleep = idle_sleep
-            yield batch
-            continue
-        sleep = min(sleep * 2, max_idle_sleep)
-        if stop is None:
-            await asyncio.sleep(sleep)
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=sleep)
+    return max(int(last or 0) - after.seq, 0)

@@ -19,7 +19,7 @@ import asyncpg
 
 from eventkit import metrics
 from eventkit.db import Conn
-from eventkit.feed import FeedEvent, Position, pending_count, read_feed
+from eventkit.feed import FeedEvent, Position, approximate_lag, read_feed
 from eventkit.kafka import idempotent_producer, message_headers
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,8 @@ class OutboxRelay:
     async def _relay_batch(self, producer: Producer, position: Position) -> tuple[int, Position]:
         async with self._pool.acquire() as conn:
             batch = await read_feed(conn, position, self._batch_size)
+            metrics.RELAY_LAG.labels(self.name).set(await approximate_lag(conn, position))
         if not batch:
-            async with self._pool.acquire() as conn:
-                metrics.RELAY_LAG.labels(self.name).set(await pending_count(conn, position))
             return 0, position
         futures = [await self._send(producer, item) for item in batch]
         await asyncio.gather(*[f for f in futures if f is not None])

@@ -24,7 +24,6 @@ from eventkit.projection import (
     create_schema,
     user_tables,
 )
-from eventkit.relay import TopicRouter
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +42,6 @@ async def _fresh_shadow(pool: asyncpg.Pool, projection: Projection) -> str:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{shadow}" CASCADE')
         await create_schema(conn, projection, shadow)
     return shadow
-
-
-def stream_types_for(
-    projection: Projection, route: TopicRouter, stream_types: Sequence[str]
-) -> list[str]:
-    """The stream types whose topic the projection reads."""
-    return [s for s in stream_types if route(s) in projection.topics]
 
 
 async def rebuild_from_store(
