@@ -24,7 +24,11 @@ DOMAIN_FORBIDDEN = {
     "psycopg", "sqlalchemy", "uvicorn", "PIL", "socket", "subprocess", "asyncio",
 }  # fmt: skip
 # Shared code knows nothing of the services that use it.
-SHARED_ROOTS = {"eventkit": ROOT / "libs/eventkit/src", "contracts": ROOT / "contracts/src"}
+SHARED_ROOTS = {
+    "eventkit": ROOT / "libs/eventkit/src",
+    "servicekit": ROOT / "libs/servicekit/src",
+    "contracts": ROOT / "contracts/src",
+}
 
 
 def imported_modules(path: Path) -> Iterator[str]:

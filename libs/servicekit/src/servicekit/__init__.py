@@ -1,0 +1,1 @@
+"""HTTP platform shared by the services (no domain knowledge)."""
