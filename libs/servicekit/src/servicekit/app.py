@@ -1,0 +1,46 @@
+"""`create_app`: one FastAPI application with the platform's errors, limits, context, probes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from servicekit.auth import VerifiesTokens
+from servicekit.context import RequestContext
+from servicekit.errors import ErrorBody, install_error_handlers
+from servicekit.health import Check, health_router
+from servicekit.limits import BodySizeLimit
+from servicekit.metrics import metrics_router
+
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+
+
+def create_app(
+    title: str,
+    *,
+    version: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_limits: Mapping[str, int] | None = None,
+    health_checks: Mapping[str, Check] | None = None,
+    readiness_timeout: float = 2.0,
+    token_verifier: VerifiesTokens | None = None,
+    **fastapi_options: Any,
+) -> FastAPI:
+    """A FastAPI app with error handlers, body limits, request ids, /healthz, /readyz, /metrics.
+
+    `body_limits` maps path prefixes to their own byte limits; `token_verifier` (if given) is put on
+    `app.state.token_verifier` for the auth dependencies. Other options go to `FastAPI(...)`.
+    """
+    responses = {"default": {"model": ErrorBody}, **fastapi_options.pop("responses", {})}
+    app = FastAPI(title=title, version=version, responses=responses, **fastapi_options)
+    install_error_handlers(app)
+    # Added last runs first: the request context wraps the body limit so 413s carry a request id.
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, overrides=body_limits)
+    app.add_middleware(RequestContext)
+    app.include_router(health_router(health_checks or {}, timeout=readiness_timeout))
+    app.include_router(metrics_router())
+    if token_verifier is not None:
+        app.state.token_verifier = token_verifier
+    return app

@@ -1,0 +1,109 @@
+"""Per-request context: request ids (as the log correlation id), access log, latency metric."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Collection
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eventkit.logs import correlation_id
+from servicekit.errors import INTERNAL_MESSAGE, log_unhandled, send_error
+from servicekit.metrics import REQUEST_SECONDS
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+_UNMATCHED = "<unmatched>"
+
+access_log = logging.getLogger("servicekit.access")
+
+
+def accept_request_id(value: str | None) -> str:
+    """The incoming id if it is sane (≤ 64 chars of [A-Za-z0-9-]), else a fresh uuid4."""
+    if value is not None and _SANE_ID.fullmatch(value):
+        return value
+    return str(uuid.uuid4())
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/applications/{id}`), never the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else _UNMATCHED
+
+
+class RequestContext:
+    """Pure-ASGI middleware: request id, correlation id, access log line, latency histogram.
+
+    The id is stored in `request.state.request_id`; unexpected exceptions become a 500 `internal`.
+    Query strings and bodies are never logged. `quiet_paths` (probes, metrics) log at DEBUG.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        quiet_paths: Collection[str] = ("/healthz", "/readyz", "/metrics"),
+    ) -> None:
+        self.app = app
+        self._quiet = frozenset(quiet_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request with its id set; log and measure it when it ends."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        rid = accept_request_id(incoming)
+        scope.setdefault("state", {})["request_id"] = rid
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = int(message["status"])
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        token = correlation_id.set(rid)
+        begun = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log_unhandled(exc)
+            if started:
+                raise
+            await send_error(send_with_id, 500, "internal", INTERNAL_MESSAGE, rid)
+        finally:
+            elapsed = time.perf_counter() - begun
+            template = route_template(scope)
+            method = str(scope.get("method", ""))
+            REQUEST_SECONDS.labels(method, template, str(status)).observe(elapsed)
+            access_log.log(
+                logging.DEBUG if scope.get("path") in self._quiet else logging.INFO,
+                "%s %s %d",
+                method,
+                template,
+                status,
+                extra={
+                    "method": method,
+                    "path": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_id": rid,
+                },
+            )
+            correlation_id.reset(token)

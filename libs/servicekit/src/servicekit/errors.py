@@ -1,0 +1,315 @@
+"""Errors as values the user can act on, and the one JSON body every failure is rendered in."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
+from starlette.types import Send
+
+from eventkit.logs import correlation_id, mask_personal_data
+
+log = logging.getLogger("servicekit.errors")
+
+INTERNAL_MESSAGE = "系统繁忙，请稍后重试"
+INVALID_REQUEST_MESSAGE = "提交的信息有误，请检查后重试"
+
+
+class FieldError(BaseModel):
+    """One invalid field: its dotted path, a stable code and a Chinese message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    code: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    """The `error` object of every error response."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    code: str
+    message: str
+    field: str | None = None
+    fields: list[FieldError] | None = None
+    request_id: str
+
+
+class ErrorBody(BaseModel):
+    """`{"error": {...}}`: the only error body shape the services return (for OpenAPI too)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    error: ErrorDetail
+
+
+class AppError(Exception):
+    """A failure the caller can act on: stable code, Chinese UI message, English log detail."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        detail_en: str,
+        *,
+        status: int = 400,
+        field: str | None = None,
+        fields: Sequence[FieldError] = (),
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {detail_en}")
+        if not 400 <= status < 600:
+            raise ValueError(f"AppError status must be 4xx or 5xx, got {status}")
+        self.code = code
+        self.message = message
+        self.detail_en = detail_en
+        self.status = status
+        self.field = field
+        self.fields = tuple(fields)
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+
+
+def request_id_of(request: Request) -> str:
+    """The id the request context middleware gave this request (or the current correlation id)."""
+    rid = getattr(request.state, "request_id", None)
+    if isinstance(rid, str):
+        return rid
+    return correlation_id.get() or ""
+
+
+def error_body(
+    code: str,
+    message: str,
+    request_id: str,
+    *,
+    field: str | None = None,
+    fields: Sequence[FieldError] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Render the `{"error": {...}}` body; optional parts are left out when empty."""
+    detail = ErrorDetail(
+        code=code,
+        message=message,
+        field=field,
+        fields=list(fields) or None,
+        request_id=request_id,
+        **{k: v for k, v in (extra or {}).items() if k not in ErrorDetail.model_fields},
+    )
+    return {"error": detail.model_dump(exclude_none=True)}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    *,
+    field: str | None = None,
+    fields: Sequence[FieldError] = (),
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """A JSONResponse in the shared error shape, echoing the request id header."""
+    all_headers = {"X-Request-ID": request_id} if request_id else {}
+    all_headers.update(headers or {})
+    return JSONResponse(
+        error_body(code, message, request_id, field=field, fields=fields, extra=extra),
+        status_code=status,
+        headers=all_headers,
+    )
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Send an error response straight over ASGI (for pure-ASGI middleware)."""
+    payload = json.dumps(error_body(code, message, request_id), ensure_ascii=False).encode()
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+# Chinese phrases per pydantic error type; placeholders come from the schema (ctx), never the input.
+_PHRASES: dict[str, str] = {
+    "missing": "此项为必填项",
+    "string_type": "应为文本",
+    "string_too_short": "长度不能少于 {min_length} 个字符",
+    "string_too_long": "长度不能超过 {max_length} 个字符",
+    "string_pattern_mismatch": "格式不正确",
+    "string_unicode": "包含无效字符",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "decimal_parsing": "应为数字",
+    "bool_type": "应为是或否",
+    "bool_parsing": "应为是或否",
+    "greater_than": "应大于 {gt}",
+    "greater_than_equal": "不能小于 {ge}",
+    "less_than": "应小于 {lt}",
+    "less_than_equal": "不能大于 {le}",
+    "too_short": "至少需要 {min_length} 项",
+    "too_long": "最多只能有 {max_length} 项",
+    "list_type": "应为列表",
+    "dict_type": "格式不正确",
+    "model_type": "格式不正确",
+    "model_attributes_type": "格式不正确",
+    "literal_error": "取值不在允许范围内",
+    "enum": "取值不在允许范围内",
+    "date_parsing": "日期格式不正确",
+    "date_from_datetime_parsing": "日期格式不正确",
+    "date_type": "日期格式不正确",
+    "datetime_parsing": "时间格式不正确",
+    "datetime_from_date_parsing": "时间格式不正确",
+    "datetime_type": "时间格式不正确",
+    "uuid_parsing": "标识格式不正确",
+    "uuid_type": "标识格式不正确",
+    "extra_forbidden": "不允许提交此项",
+    "json_invalid": "JSON 格式错误",
+    "json_type": "JSON 格式错误",
+    "value_error": "取值不正确",
+    "assertion_error": "取值不正确",
+}
+_DEFAULT_PHRASE = "取值不正确"
+_FAILED = "请求失败"
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _phrase(error_type: str, ctx: Mapping[str, Any] | None) -> str:
+    template = _PHRASES.get(error_type, _DEFAULT_PHRASE)
+    safe = {k: v for k, v in (ctx or {}).items() if isinstance(v, int | float | str)}
+    try:
+        return template.format(**safe)
+    except (KeyError, IndexError, ValueError):
+        return _DEFAULT_PHRASE
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in _LOCATIONS:
+        source = parts.pop(0)
+        if not parts:
+            return str(source)
+    return ".".join(str(p) for p in parts)
+
+
+def field_errors(errors: Sequence[Any]) -> list[FieldError]:
+    """Translate pydantic errors to FieldErrors with Chinese messages, dropping the input values."""
+    result: list[FieldError] = []
+    for err in errors:
+        error_type = str(err.get("type", "value_error"))
+        result.append(
+            FieldError(
+                field=_field_path(err.get("loc", ())),
+                code=error_type,
+                message=_phrase(error_type, err.get("ctx")),
+            )
+        )
+    return result
+
+
+_HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("request.malformed", "请求格式不正确"),
+    401: ("auth.missing_token", "请先登录"),
+    403: ("auth.forbidden", "无权执行此操作"),
+    404: ("request.not_found", "请求的资源不存在"),
+    405: ("request.method_not_allowed", "不支持该请求方法"),
+    406: ("request.not_acceptable", "不支持请求的响应格式"),
+    413: ("request.too_large", "提交的内容过大"),
+    415: ("request.unsupported_media_type", "不支持的内容类型"),
+    429: ("request.too_many", "操作过于频繁，请稍后重试"),
+}
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    log.info(
+        "request refused",
+        extra={"code": exc.code, "status": exc.status, "detail_en": exc.detail_en},
+    )
+    return error_response(
+        exc.status,
+        exc.code,
+        exc.message,
+        request_id_of(request),
+        field=exc.field,
+        fields=exc.fields,
+        extra=exc.extra,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(
+            400, "request.malformed_json", "提交的内容不是有效的 JSON", request_id_of(request)
+        )
+    fields = field_errors(errors)
+    log.info(
+        "request invalid",
+        extra={"code": "request.invalid", "fields": [f"{f.field}:{f.code}" for f in fields]},
+    )
+    return error_response(
+        422, "request.invalid", INVALID_REQUEST_MESSAGE, request_id_of(request), fields=fields
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    rid = request_id_of(request)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        return error_response(400, "request.not_utf8", "提交的内容不是有效的 UTF-8 文本", rid)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        return error_response(400, "request.malformed_json", "提交的内容不是有效的 JSON", rid)
+    code, message = _HTTP_ERRORS.get(
+        exc.status_code,
+        ("internal", INTERNAL_MESSAGE) if exc.status_code >= 500 else ("request.failed", _FAILED),
+    )
+    return error_response(exc.status_code, code, message, rid, headers=headers)
+
+
+def log_unhandled(exc: BaseException) -> None:
+    """Log an unexpected exception; the formatter masks personal data, and so does this message."""
+    log.error(
+        "unhandled %s: %s",
+        type(exc).__name__,
+        mask_personal_data(str(exc)),
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log_unhandled(exc)
+    return error_response(500, "internal", INTERNAL_MESSAGE, request_id_of(request))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map AppError, validation, HTTP and unexpected errors to the shared body, in one place."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)

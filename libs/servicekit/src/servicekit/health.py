@@ -1,0 +1,142 @@
+"""Liveness and readiness probes, with ready-made checks for PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+import asyncpg
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from eventkit.logs import mask_personal_data
+from servicekit.metrics import metrics_router
+
+__all__ = [
+    "Check",
+    "KafkaCheck",
+    "Readiness",
+    "health_router",
+    "kafka_check",
+    "metrics_router",
+    "postgres_check",
+]
+
+log = logging.getLogger("servicekit.health")
+
+Check = Callable[[], Awaitable[None]]
+CheckStatus = Literal["ok", "failed", "timeout"]
+
+
+class Readiness(BaseModel):
+    """The `/readyz` body: overall status, each check's status, and the failing checks."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, CheckStatus]
+    failures: list[str]
+
+
+async def _run(name: str, check: Check, timeout: float) -> CheckStatus:
+    try:
+        await asyncio.wait_for(check(), timeout)
+    except TimeoutError:
+        log.warning("readiness check timed out", extra={"check": name, "timeout_s": timeout})
+        return "timeout"
+    except Exception as exc:
+        log.warning(
+            "readiness check failed",
+            extra={"check": name, "error": mask_personal_data(f"{type(exc).__name__}: {exc}")},
+        )
+        return "failed"
+    return "ok"
+
+
+def health_router(checks: Mapping[str, Check], *, timeout: float = 2.0) -> APIRouter:
+    """`GET /healthz` (200 while the loop runs); `GET /readyz` (each check, with a timeout)."""
+    router = APIRouter(tags=["health"])
+    named = dict(checks)
+
+    @router.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        results = await asyncio.gather(*(_run(n, c, timeout) for n, c in named.items()))
+        statuses = dict(zip(named, results, strict=True))
+        failures = [n for n, s in statuses.items() if s != "ok"]
+        body = Readiness(
+            status="unavailable" if failures else "ok", checks=statuses, failures=failures
+        )
+        return JSONResponse(body.model_dump(), status_code=503 if failures else 200)
+
+    return router
+
+
+def postgres_check(pool: asyncpg.Pool[Any]) -> Check:
+    """A readiness check running `SELECT 1` on the pool."""
+
+    async def check() -> None:
+        if await pool.fetchval("SELECT 1") != 1:
+            raise RuntimeError("SELECT 1 returned something else")
+
+    return check
+
+
+class KafkaCheck:
+    """A readiness check asking the brokers for metadata over one cached client connection."""
+
+    def __init__(self, bootstrap: str, *, timeout: float = 2.0, cache_seconds: float = 5.0) -> None:
+        self._bootstrap = bootstrap
+        self._timeout = timeout
+        self._cache_seconds = cache_seconds
+        self._client: Any = None
+        self._ok_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> None:
+        """Pass if the brokers answered recently or answer a metadata request now."""
+        if time.monotonic() < self._ok_until:
+            return
+        async with self._lock:
+            if time.monotonic() < self._ok_until:
+                return
+            try:
+                await asyncio.wait_for(self._probe(), self._timeout)
+            except Exception:
+                await self.close()
+                raise
+            self._ok_until = time.monotonic() + self._cache_seconds
+
+    async def _probe(self) -> None:
+        from aiokafka.client import AIOKafkaClient
+
+        if self._client is None:
+            client = AIOKafkaClient(
+                bootstrap_servers=self._bootstrap,
+                request_timeout_ms=int(self._timeout * 1000),
+                client_id="servicekit-readiness",
+            )
+            self._client = client
+            await client.bootstrap()
+        metadata = await self._client.fetch_all_metadata()
+        if not metadata.brokers():
+            raise RuntimeError("Kafka metadata lists no brokers")
+
+    async def close(self) -> None:
+        """Close the cached client (on failure, and at shutdown)."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.close()
+            except Exception as exc:
+                log.debug("closing the Kafka readiness client failed: %s", exc)
+
+
+def kafka_check(bootstrap: str, *, timeout: float = 2.0, cache_seconds: float = 5.0) -> KafkaCheck:
+    """A readiness check for Kafka: cached metadata request with a short timeout."""
+    return KafkaCheck(bootstrap, timeout=timeout, cache_seconds=cache_seconds)

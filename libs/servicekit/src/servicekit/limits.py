@@ -1,0 +1,101 @@
+"""Request body size limits, enforced before and while the body is read, never buffered past."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from servicekit.errors import send_error
+
+TOO_LARGE_CODE = "request.too_large"
+TOO_LARGE_MESSAGE = "提交的内容过大"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a streamed body passes its limit (FastAPI re-raises it as is)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"request body exceeds {limit} bytes")
+        self.limit = limit
+
+
+class BodySizeLimit:
+    """Pure-ASGI middleware: 413 `request.too_large` for bodies over `max_bytes`.
+
+    `overrides` maps path prefixes to their own limits (the longest matching prefix wins),
+    e.g. `{"/media/uploads": 3 * 1024 * 1024}`.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: Mapping[str, int] | None = None
+    ) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+        self.app = app
+        self.max_bytes = max_bytes
+        self._overrides = sorted((overrides or {}).items(), key=lambda kv: len(kv[0]), reverse=True)
+
+    def limit_for(self, path: str) -> int:
+        """The byte limit that applies to `path`."""
+        for prefix, limit in self._overrides:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse by Content-Length up front, then count the bytes actually streamed."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        request_id = str(scope.get("state", {}).get("request_id", ""))
+        rid_header = {"X-Request-ID": request_id} if request_id else {}
+        declared = _content_length(scope)
+        if declared == -1:
+            await send_error(
+                send, 400, "request.malformed", "请求格式不正确", request_id, rid_header
+            )
+            return
+        if declared is not None and declared > limit:
+            await send_error(send, 413, TOO_LARGE_CODE, TOO_LARGE_MESSAGE, request_id, rid_header)
+            return
+
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            if received > limit:
+                raise BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await send_error(send, 413, TOO_LARGE_CODE, TOO_LARGE_MESSAGE, request_id, rid_header)
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared Content-Length; None when absent, -1 when it is not a sane number."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            if not text.isdigit() or len(text) > 18:
+                return -1
+            return int(text)
+    return None

@@ -1,0 +1,160 @@
+"""Request ids, the access log, /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from eventkit.logs import correlation_id
+from servicekit import create_app
+from servicekit.health import postgres_check
+
+pytestmark = pytest.mark.unit
+
+
+async def ok() -> None:
+    return None
+
+
+async def down() -> None:
+    raise ConnectionError("refused by 10.0.0.1")
+
+
+async def slow() -> None:
+    await asyncio.sleep(5)
+
+
+def build_app(checks: dict[str, Any] | None = None) -> FastAPI:
+    app = create_app("test", version="0", health_checks=checks or {}, readiness_timeout=0.05)
+
+    @app.get("/candidates/{candidate_id}")
+    async def candidate(candidate_id: str) -> dict[str, str | None]:
+        return {"correlation_id": correlation_id.get()}
+
+    return app
+
+
+async def client_for(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with await client_for(build_app()) as c:
+        yield c
+
+
+async def test_a_sane_incoming_request_id_is_kept_echoed_and_used_as_correlation_id(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/candidates/7", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.json() == {"correlation_id": "abc-123"}
+    assert correlation_id.get() is None
+
+
+@pytest.mark.parametrize(
+    "incoming", [None, "", "x" * 65, "has space", "semi;colon", "中文".encode(), "a_b"]
+)
+async def test_missing_or_insane_request_ids_are_replaced_by_a_uuid4(
+    client: httpx.AsyncClient, incoming: str | bytes | None
+) -> None:
+    headers: dict[str, Any] = {} if incoming is None else {"X-Request-ID": incoming}
+    response = await client.get("/candidates/7", headers=headers)
+    generated = response.headers["x-request-id"]
+    assert uuid.UUID(generated).version == 4
+    assert response.json() == {"correlation_id": generated}
+
+
+async def test_the_access_log_has_the_route_template_and_no_query_or_raw_path(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="servicekit.access"):
+        await client.get("/candidates/11010519491231002X?mobile=13812345678")
+    records = [r for r in caplog.records if r.name == "servicekit.access"]
+    assert len(records) == 1
+    record = records[0]
+    assert record.__dict__["method"] == "GET"
+    assert record.__dict__["path"] == "/candidates/{candidate_id}"
+    assert record.__dict__["status"] == 200
+    assert isinstance(record.__dict__["duration_ms"], float)
+    text = record.getMessage() + repr(record.__dict__)
+    assert "11010519491231002X" not in text
+    assert "13812345678" not in text
+
+
+async def test_unmatched_paths_are_logged_without_the_raw_path(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="servicekit.access"):
+        response = await client.get("/secret/11010519491231002X")
+    assert response.status_code == 404
+    record = next(r for r in caplog.records if r.name == "servicekit.access")
+    assert record.__dict__["path"] == "<unmatched>"
+
+
+async def test_healthz_is_200_whatever_the_checks_say() -> None:
+    async with await client_for(build_app({"db": down})) as c:
+        response = await c.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_is_200_when_every_check_passes() -> None:
+    async with await client_for(build_app({"db": ok, "kafka": ok})) as c:
+        response = await c.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"db": "ok", "kafka": "ok"},
+        "failures": [],
+    }
+
+
+async def test_readyz_is_503_listing_failed_and_timed_out_checks() -> None:
+    async with await client_for(build_app({"db": ok, "kafka": down, "s3": slow})) as c:
+        response = await c.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"] == {"db": "ok", "kafka": "failed", "s3": "timeout"}
+    assert sorted(body["failures"]) == ["kafka", "s3"]
+    assert "10.0.0.1" not in response.text
+
+
+async def test_postgres_check_runs_select_1() -> None:
+    class Pool:
+        queries: list[str] = []  # noqa: RUF012
+
+        async def fetchval(self, query: str) -> int:
+            self.queries.append(query)
+            return 1
+
+    pool = Pool()
+    await postgres_check(pool)()  # type: ignore[arg-type]
+    assert pool.queries == ["SELECT 1"]
+
+
+async def test_metrics_expose_latency_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/candidates/42")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+    assert "http_request_duration_seconds_bucket" in response.text
+    assert 'route="/candidates/{candidate_id}"' in response.text
+    assert 'status="200"' in response.text
+    assert "/candidates/42" not in response.text
+
+
+async def test_openapi_stays_on(client: httpx.AsyncClient) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert "/candidates/{candidate_id}" in response.json()["paths"]
