@@ -24,7 +24,9 @@ async def answer_of(pool: asyncpg.Pool, store: CaptchaStore, captcha_id: uuid.UU
 
     async with pool.acquire() as conn:
         stored = bytes(
-            await conn.fetchval("SELECT answer_hash FROM captchas WHERE id = $1", captcha_id)
+            await conn.fetchval(
+                "SELECT answer_hash FROM identity.captchas WHERE id = $1", captcha_id
+            )
         )
     for chars in itertools.product(ALPHABET, repeat=4):
         text = "".join(chars)

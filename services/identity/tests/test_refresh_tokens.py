@@ -28,7 +28,7 @@ async def test_rotation_hands_out_a_new_token_in_the_same_family(
     third = await tokens.rotate(second.token)
     assert third.family_id == first.family_id
     async with identity_pool.acquire() as conn:
-        stored = await conn.fetch("SELECT token_hash FROM refresh_tokens")
+        stored = await conn.fetch("SELECT token_hash FROM identity.refresh_tokens")
     assert all(first.token.encode() not in bytes(r["token_hash"]) for r in stored)
 
 

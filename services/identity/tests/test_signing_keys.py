@@ -25,8 +25,10 @@ async def test_first_start_creates_one_key_even_when_racing(identity_pool: async
     kids = await asyncio.gather(*(k.ensure_key() for k in keys))
     assert len(set(kids)) == 1
     async with identity_pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM signing_keys") == 1
-        sealed = bytes(await conn.fetchval("SELECT private_key_encrypted FROM signing_keys"))
+        assert await conn.fetchval("SELECT count(*) FROM identity.signing_keys") == 1
+        sealed = bytes(
+            await conn.fetchval("SELECT private_key_encrypted FROM identity.signing_keys")
+        )
     assert b"PRIVATE KEY" not in sealed
 
 

@@ -84,7 +84,8 @@ class CaptchaStore:
         captcha_id = uuid.uuid4()
         async with self._pool.acquire() as conn:
             await conn.execute(
-                "INSERT INTO captchas (id, answer_hash, expires_at) VALUES ($1, $2, now() + $3)",
+                "INSERT INTO identity.captchas (id, answer_hash, expires_at)"
+                " VALUES ($1, $2, now() + $3)",
                 captcha_id,
                 self._hash(captcha_id, text),
                 self._ttl,
@@ -97,9 +98,9 @@ class CaptchaStore:
             row = await conn.fetchrow(
                 """
                 WITH target AS (
-                    SELECT id, used_at, expires_at FROM captchas WHERE id = $1 FOR UPDATE
+                    SELECT id, used_at, expires_at FROM identity.captchas WHERE id = $1 FOR UPDATE
                 )
-                UPDATE captchas c SET used_at = coalesce(c.used_at, now())
+                UPDATE identity.captchas c SET used_at = coalesce(c.used_at, now())
                 FROM target t WHERE c.id = t.id
                 RETURNING c.answer_hash, t.used_at AS was_used, t.expires_at <= now() AS expired
                 """,
@@ -119,6 +120,6 @@ class CaptchaStore:
         """Delete captchas that expired over an hour ago; returns how many."""
         async with self._pool.acquire() as conn:
             result = await conn.execute(
-                "DELETE FROM captchas WHERE expires_at < now() - interval '1 hour'"
+                "DELETE FROM identity.captchas WHERE expires_at < now() - interval '1 hour'"
             )
         return int(result.split()[-1])

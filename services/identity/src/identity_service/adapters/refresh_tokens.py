@@ -73,8 +73,8 @@ class RefreshTokens:
     ) -> IssuedRefresh:
         token = _new_token()
         await conn.execute(
-            "INSERT INTO refresh_tokens (id, family_id, account_id, account_kind, token_hash,"
-            " expires_at) VALUES ($1, $2, $3, $4, $5, now() + $6)",
+            "INSERT INTO identity.refresh_tokens (id, family_id, account_id, account_kind,"
+            " token_hash, expires_at) VALUES ($1, $2, $3, $4, $5, now() + $6)",
             uuid.uuid4(),
             family_id,
             account_id,
@@ -89,7 +89,7 @@ class RefreshTokens:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT id, family_id, account_id, account_kind, used_at, revoked_at,"
-                " expires_at <= now() AS expired FROM refresh_tokens WHERE token_hash = $1"
+                " expires_at <= now() AS expired FROM identity.refresh_tokens WHERE token_hash = $1"
                 " FOR UPDATE",
                 _hash(token),
             )
@@ -104,7 +104,7 @@ class RefreshTokens:
                 problem = RefreshProblem.EXPIRED
             else:
                 await conn.execute(
-                    "UPDATE refresh_tokens SET used_at = now() WHERE id = $1", row["id"]
+                    "UPDATE identity.refresh_tokens SET used_at = now() WHERE id = $1", row["id"]
                 )
                 return await self._insert(
                     conn, row["family_id"], row["account_id"], row["account_kind"]
@@ -116,7 +116,7 @@ class RefreshTokens:
         """Log out: revoke the token's whole family; False when the token is unknown."""
         async with self._pool.acquire() as conn, conn.transaction():
             family = await conn.fetchval(
-                "SELECT family_id FROM refresh_tokens WHERE token_hash = $1", _hash(token)
+                "SELECT family_id FROM identity.refresh_tokens WHERE token_hash = $1", _hash(token)
             )
             if family is None:
                 return False
@@ -127,7 +127,7 @@ class RefreshTokens:
         """Revoke every live token of an account (password change, lockout by ops)."""
         async with self._pool.acquire() as conn:
             result = await conn.execute(
-                "UPDATE refresh_tokens SET revoked_at = now()"
+                "UPDATE identity.refresh_tokens SET revoked_at = now()"
                 " WHERE account_id = $1 AND revoked_at IS NULL",
                 account_id,
             )
@@ -136,7 +136,7 @@ class RefreshTokens:
     @staticmethod
     async def _revoke_family(conn: Conn, family: uuid.UUID) -> None:
         await conn.execute(
-            "UPDATE refresh_tokens SET revoked_at = now()"
+            "UPDATE identity.refresh_tokens SET revoked_at = now()"
             " WHERE family_id = $1 AND revoked_at IS NULL",
             family,
         )

@@ -56,15 +56,15 @@ class SigningKeys:
     async def rotate(self) -> str:
         """Create a new signing key and retire the others; returns the new kid."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            await conn.execute("LOCK TABLE identity.signing_keys IN SHARE ROW EXCLUSIVE MODE")
             return await self._create(conn)
 
     async def ensure_key(self) -> str:
         """Make sure a signing key exists (first start, also when replicas race); the kid."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
+            await conn.execute("LOCK TABLE identity.signing_keys IN SHARE ROW EXCLUSIVE MODE")
             kid = await conn.fetchval(
-                "SELECT kid FROM signing_keys WHERE retired_at IS NULL"
+                "SELECT kid FROM identity.signing_keys WHERE retired_at IS NULL"
                 " ORDER BY created_at DESC LIMIT 1"
             )
             return str(kid) if kid is not None else await self._create(conn)
@@ -72,9 +72,12 @@ class SigningKeys:
     async def _create(self, conn: Conn) -> str:
         pair = Ed25519KeyPair.generate(new_kid())
         sealed = self._cipher.encrypt(pair.private_pem().decode("ascii"), _PURPOSE)
-        await conn.execute("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL")
         await conn.execute(
-            "INSERT INTO signing_keys (kid, private_key_encrypted, public_jwk) VALUES ($1, $2, $3)",
+            "UPDATE identity.signing_keys SET retired_at = now() WHERE retired_at IS NULL"
+        )
+        await conn.execute(
+            "INSERT INTO identity.signing_keys (kid, private_key_encrypted, public_jwk)"
+            " VALUES ($1, $2, $3)",
             pair.kid,
             sealed,
             pair.public_jwk(),
@@ -88,8 +91,8 @@ class SigningKeys:
             return self._current
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT kid, private_key_encrypted FROM signing_keys WHERE retired_at IS NULL"
-                " ORDER BY created_at DESC LIMIT 1"
+                "SELECT kid, private_key_encrypted FROM identity.signing_keys"
+                " WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1"
             )
         if row is None:
             await self.ensure_key()
@@ -104,7 +107,7 @@ class SigningKeys:
         """Keys that verify tokens: the current ones and those retired within the grace period."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT kid, public_jwk, retired_at FROM signing_keys"
+                "SELECT kid, public_jwk, retired_at FROM identity.signing_keys"
                 " WHERE retired_at IS NULL OR retired_at > now() - $1::interval"
                 " ORDER BY created_at DESC",
                 self._grace,

@@ -11,7 +11,7 @@ from eventkit.db import Conn
 from identity_service.domain.throttle import ThrottlePolicy, ThrottleRule
 
 _RECORD_FAILURE = """
-INSERT INTO login_throttle AS t (key, failures, window_started, locked_until)
+INSERT INTO identity.login_throttle AS t (key, failures, window_started, locked_until)
 VALUES ($1, 1, now(), CASE WHEN $2 <= 1 THEN now() + $4 ELSE NULL END)
 ON CONFLICT (key) DO UPDATE SET
     failures = CASE WHEN t.window_started + $3 < now() OR t.locked_until < now()
@@ -28,7 +28,7 @@ RETURNING failures, locked_until
 
 _LOCKED = """
 SELECT extract(epoch FROM max(locked_until) - now())::float8
-FROM login_throttle WHERE key = ANY($1::text[]) AND locked_until > now()
+FROM identity.login_throttle WHERE key = ANY($1::text[]) AND locked_until > now()
 """
 
 
@@ -69,13 +69,15 @@ class LoginThrottle:
     async def record_success(self, account_key: str) -> None:
         """A successful login clears the account's counter (not the address's)."""
         async with self._pool.acquire() as conn:
-            await conn.execute("DELETE FROM login_throttle WHERE key = $1", f"acct:{account_key}")
+            await conn.execute(
+                "DELETE FROM identity.login_throttle WHERE key = $1", f"acct:{account_key}"
+            )
 
     async def sweep(self, older_than: timedelta = timedelta(days=1)) -> int:
         """Delete counters idle for longer than `older_than`; returns how many."""
         async with self._pool.acquire() as conn:
             result = await conn.execute(
-                "DELETE FROM login_throttle WHERE window_started < now() - $1"
+                "DELETE FROM identity.login_throttle WHERE window_started < now() - $1"
                 " AND (locked_until IS NULL OR locked_until < now())",
                 older_than,
             )

@@ -1,6 +1,6 @@
 -- Token signing keys (private halves encrypted at rest) and rotating refresh tokens (hashed).
 
-CREATE TABLE signing_keys (
+CREATE TABLE identity.signing_keys (
     kid                   text PRIMARY KEY,
     private_key_encrypted bytea NOT NULL,
     public_jwk            jsonb NOT NULL,
@@ -8,7 +8,7 @@ CREATE TABLE signing_keys (
     retired_at            timestamptz
 );
 
-CREATE TABLE refresh_tokens (
+CREATE TABLE identity.refresh_tokens (
     id           uuid PRIMARY KEY,
     family_id    uuid NOT NULL,
     account_id   text NOT NULL,
@@ -19,5 +19,5 @@ CREATE TABLE refresh_tokens (
     used_at      timestamptz,
     revoked_at   timestamptz
 );
-CREATE INDEX refresh_tokens_family_idx ON refresh_tokens (family_id);
-CREATE INDEX refresh_tokens_account_idx ON refresh_tokens (account_id);
+CREATE INDEX refresh_tokens_family_idx ON identity.refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_account_idx ON identity.refresh_tokens (account_id);
