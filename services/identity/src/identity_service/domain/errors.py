@@ -7,6 +7,7 @@ class DomainError(Exception):
     """An error the user can act on: stable `code`, Chinese `message`, English `detail_en`."""
 
     code: str = "identity.error"
+    status: int = 422  # the HTTP status an entrypoint answers with; input that breaks a rule
 
     def __init__(self, message: str, detail_en: str = "", *, code: str | None = None) -> None:
         super().__init__(detail_en or message)

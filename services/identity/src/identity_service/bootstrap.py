@@ -1,0 +1,69 @@
+"""Where identity's ports meet their adapters: one place builds everything the API uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+
+from eventkit.db import create_pool
+from eventkit.migrations import migrate
+from eventkit.settings import PlatformSettings
+from eventkit.store import EventStore
+from identity_service.adapters.captcha import CaptchaStore
+from identity_service.adapters.pii import PiiCipher, PiiSettings
+from identity_service.adapters.refresh_tokens import RefreshTokens
+from identity_service.adapters.signing_keys import SigningKeys
+from identity_service.adapters.throttle import LoginThrottle
+from identity_service.service_layer.accounts import CandidateAccounts
+from identity_service.service_layer.tokens import Tokens
+from identity_service.settings import IdentitySettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class Identity:
+    """The wired service: its pool and the use cases the entrypoints call."""
+
+    pool: asyncpg.Pool
+    accounts: CandidateAccounts
+    captchas: CaptchaStore
+    keys: SigningKeys
+    tokens: Tokens
+
+    async def close(self) -> None:
+        """Release the database pool."""
+        await self.pool.close()
+
+
+def wire(pool: asyncpg.Pool, settings: IdentitySettings, cipher: PiiCipher) -> Identity:
+    """Build the service on an existing pool (tests pass theirs)."""
+    store = EventStore(pool)
+    captchas = CaptchaStore(
+        pool,
+        settings.captcha_secret.get_secret_value().encode(),
+        ttl=timedelta(seconds=settings.captcha_ttl_seconds),
+    )
+    keys = SigningKeys(pool, cipher)
+    refresh = RefreshTokens(pool, ttl=timedelta(days=settings.refresh_ttl_days))
+    return Identity(
+        pool=pool,
+        accounts=CandidateAccounts(pool, cipher, store, captchas, LoginThrottle(pool)),
+        captchas=captchas,
+        keys=keys,
+        tokens=Tokens(keys, refresh, access_ttl=timedelta(seconds=settings.access_ttl_seconds)),
+    )
+
+
+async def start() -> Identity:
+    """Connect, migrate, make sure a signing key exists, and wire the service from settings."""
+    platform = PlatformSettings()
+    dsn = platform.pg_dsn.get_secret_value()
+    await migrate(dsn, "identity", MIGRATIONS)
+    pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
+    identity = wire(pool, IdentitySettings(), PiiCipher.from_settings(PiiSettings()))
+    await identity.keys.ensure_key()
+    return identity

@@ -1,0 +1,202 @@
+"""Identity's HTTP API: captcha, registration, login, token refresh, logout, JWKS."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from identity_service import bootstrap
+from identity_service.domain.errors import DomainError
+from identity_service.service_layer.accounts import (
+    LoginCandidate,
+    LoginLocked,
+    RegisterCandidate,
+)
+from identity_service.service_layer.tokens import TokenPair
+from servicekit.app import create_app
+from servicekit.errors import AppError
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=200)
+
+
+class CaptchaRead(BaseModel):
+    """A captcha image to show and the id to send back with the answer."""
+
+    captcha_id: uuid.UUID
+    image: str = Field(description="data:image/png;base64,...")
+    expires_in: int
+
+
+class CandidateCreate(Strict):
+    """注册: the roster data to match, and the new password and mobile number."""
+
+    ticket_number: str = Field(min_length=1, max_length=32, description="准考证号")
+    id_number: str = Field(min_length=1, max_length=32, description="身份证号")
+    name: str = Field(min_length=1, max_length=50, description="姓名")
+    password: str = Field(min_length=1, max_length=128)
+    mobile: str = Field(min_length=1, max_length=20, description="手机号码")
+
+
+class CandidateCreated(BaseModel):
+    """The new account's id."""
+
+    candidate_id: uuid.UUID
+
+
+class LoginRequest(Strict):
+    """登录: 身份证号 or 准考证号, password and the captcha."""
+
+    identifier: str = Field(min_length=1, max_length=32)
+    password: str = Field(min_length=1, max_length=128)
+    captcha_id: uuid.UUID
+    captcha_answer: str = Field(min_length=1, max_length=10)
+
+
+class RefreshRequest(Strict):
+    """A refresh token to spend (refresh) or to end (logout)."""
+
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class TokenRead(BaseModel):
+    """Tokens handed out by login and refresh."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+
+    @classmethod
+    def of(cls, pair: TokenPair) -> TokenRead:
+        """From the service layer's pair."""
+        return cls(
+            access_token=pair.access_token,
+            token_type=pair.token_type,
+            expires_in=pair.expires_in,
+            refresh_token=pair.refresh_token,
+            refresh_expires_in=pair.refresh_expires_in,
+        )
+
+
+def _identity(request: Request) -> bootstrap.Identity:
+    identity: bootstrap.Identity = request.app.state.identity
+    return identity
+
+
+Service = Annotated[bootstrap.Identity, Depends(_identity)]
+
+
+def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.start) -> FastAPI:
+    """The identity API; `start` builds the wired service at startup (tests give their own)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.identity = await start()
+        try:
+            yield
+        finally:
+            await app.state.identity.close()
+
+    async def database_ready() -> None:
+        await app.state.identity.pool.fetchval("SELECT 1")
+
+    app = create_app(
+        "identity",
+        version="0.1.0",
+        max_body_bytes=16 * 1024,
+        health_checks={"postgres": database_ready},
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, LoginLocked) else None
+        error = AppError(
+            exc.code,
+            exc.message,
+            exc.detail_en,
+            status=exc.status,
+            headers=headers,
+        )
+        handler: Any = app.exception_handlers[AppError]
+        response: Response = await handler(request, error)
+        return response
+
+    @app.get("/api/identity/captcha", response_model=CaptchaRead, tags=["login"])
+    async def new_captcha(identity: Service, response: Response) -> CaptchaRead:
+        """获取验证码: a one-time image captcha."""
+        captcha = await identity.captchas.issue()
+        response.headers["Cache-Control"] = "no-store"
+        image = base64.b64encode(captcha.png).decode("ascii")
+        return CaptchaRead(
+            captcha_id=captcha.captcha_id,
+            image=f"data:image/png;base64,{image}",
+            expires_in=captcha.expires_in,
+        )
+
+    @app.post(
+        "/api/identity/candidates",
+        status_code=status.HTTP_201_CREATED,
+        response_model=CandidateCreated,
+        tags=["registration"],
+    )
+    async def register(body: CandidateCreate, identity: Service) -> CandidateCreated:
+        """考生注册: an enrolled candidate creates an account."""
+        candidate_id = await identity.accounts.register(
+            RegisterCandidate(
+                ticket_number=body.ticket_number,
+                id_number=body.id_number,
+                name=body.name,
+                password=body.password,
+                mobile=body.mobile,
+            )
+        )
+        return CandidateCreated(candidate_id=candidate_id)
+
+    @app.post("/api/identity/login", response_model=TokenRead, tags=["login"])
+    async def login(body: LoginRequest, request: Request, identity: Service) -> TokenRead:
+        """考生登录: ID number or ticket number, password and captcha."""
+        client = request.client.host if request.client else "unknown"
+        candidate_id = await identity.accounts.login(
+            LoginCandidate(
+                identifier=body.identifier,
+                password=body.password,
+                captcha_id=body.captcha_id,
+                captcha_answer=body.captcha_answer,
+                client=client,
+            )
+        )
+        return TokenRead.of(await identity.tokens.for_candidate(str(candidate_id)))
+
+    @app.post("/api/identity/token", response_model=TokenRead, tags=["login"])
+    async def refresh(body: RefreshRequest, identity: Service) -> TokenRead:
+        """换取新令牌: spend a refresh token for a new pair."""
+        return TokenRead.of(await identity.tokens.rotate(body.refresh_token))
+
+    @app.post("/api/identity/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["login"])
+    async def logout(body: RefreshRequest, identity: Service) -> Response:
+        """退出登录: end the refresh token's family."""
+        await identity.tokens.logout(body.refresh_token)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @app.get("/.well-known/jwks.json", tags=["tokens"])
+    async def jwks(identity: Service, response: Response) -> dict[str, list[dict[str, str]]]:
+        """The public keys that verify identity's tokens."""
+        response.headers["Cache-Control"] = "public, max-age=60"
+        return await identity.keys.jwks()
+
+    return app
+
+
+app = build_app()

@@ -1,0 +1,237 @@
+"""Candidate registration (注册) and login (登录): the use cases behind the identity API."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from contracts.base import mask_mobile
+from contracts.identity import CandidateRegistered, Gender
+from eventkit.envelope import Actor, Metadata, NewEvent
+from eventkit.store import EventStore
+from identity_service.adapters.captcha import CaptchaProblem, CaptchaStore
+from identity_service.adapters.passwords import hash_password, verify_password
+from identity_service.adapters.pii import PiiCipher
+from identity_service.adapters.throttle import LoginThrottle
+from identity_service.domain.errors import DomainError
+from identity_service.domain.id_card import IdCardNumber, normalise_id_text
+from identity_service.domain.password import check_password
+from identity_service.domain.throttle import minutes_left
+
+CANDIDATE_STREAM = "identity.candidate"
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_TICKET = re.compile(r"^\d{10,15}$")
+
+
+class RosterMismatch(DomainError):
+    """The ticket number, ID number and name do not match one roster entry (which is not said)."""
+
+    code = "identity.roster_mismatch"
+    status = 422
+
+
+class AlreadyRegistered(DomainError):
+    """This roster entry already has an account."""
+
+    code = "identity.already_registered"
+    status = 409
+
+
+class InvalidMobile(DomainError):
+    """Not a mainland mobile number."""
+
+    code = "identity.mobile_invalid"
+    status = 422
+
+
+class CaptchaRefused(DomainError):
+    """The captcha answer was wrong, or the captcha expired, was used or never existed."""
+
+    status = 400
+
+
+class LoginFailed(DomainError):
+    """Wrong identifier or password; never says which."""
+
+    code = "identity.login_failed"
+    status = 401
+
+
+class LoginLocked(DomainError):
+    """Too many failed logins for this account or address; the lock ends by itself."""
+
+    code = "identity.login_locked"
+    status = 429
+
+    def __init__(self, seconds_left: float) -> None:
+        minutes = minutes_left(seconds_left)
+        super().__init__(
+            f"登录失败次数过多，请{minutes}分钟后再试", f"locked for {seconds_left:.0f}s"
+        )
+        self.retry_after = int(seconds_left) + 1
+
+
+_CAPTCHA_MESSAGES = {
+    CaptchaProblem.WRONG: ("identity.captcha_wrong", "验证码错误，请重新输入"),
+    CaptchaProblem.EXPIRED: ("identity.captcha_expired", "验证码已过期，请点击图片刷新"),
+    CaptchaProblem.USED: ("identity.captcha_used", "验证码已使用，请点击图片刷新"),
+    CaptchaProblem.UNKNOWN: ("identity.captcha_unknown", "验证码无效，请点击图片刷新"),
+}
+
+
+@dataclass(frozen=True)
+class RegisterCandidate:
+    """考生注册: roster data to match, and the new account's password and mobile number."""
+
+    ticket_number: str
+    id_number: str
+    name: str
+    password: str
+    mobile: str
+
+
+@dataclass(frozen=True)
+class LoginCandidate:
+    """考生登录: ID number or ticket number, password, captcha, and the client's address."""
+
+    identifier: str
+    password: str
+    captcha_id: uuid.UUID
+    captcha_answer: str
+    client: str
+
+
+def normalise_name(name: str) -> str:
+    """Names compare after NFKC, without surrounding blanks, with a uniform middle dot."""
+    return unicodedata.normalize("NFKC", name).strip().replace("•", "·").replace(".", "·")
+
+
+async def check_captcha(captchas: CaptchaStore, captcha_id: uuid.UUID, answer: str) -> None:
+    """Raise CaptchaRefused unless the answer is right (the captcha is spent either way)."""
+    problem = await captchas.check(captcha_id, answer)
+    if problem is not None:
+        code, message = _CAPTCHA_MESSAGES[problem]
+        raise CaptchaRefused(message, f"captcha {problem.value}", code=code)
+
+
+class CandidateAccounts:
+    """Registers candidates against the roster and checks their logins."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        cipher: PiiCipher,
+        store: EventStore,
+        captchas: CaptchaStore,
+        throttle: LoginThrottle,
+    ) -> None:
+        self._pool = pool
+        self._cipher = cipher
+        self._store = store
+        self._captchas = captchas
+        self._throttle = throttle
+
+    async def register(self, command: RegisterCandidate) -> uuid.UUID:
+        """Create the account of a rostered candidate; returns the new candidate id."""
+        id_number = IdCardNumber.parse(command.id_number)
+        mobile = command.mobile.strip()
+        if not _MOBILE.match(mobile):
+            raise InvalidMobile("请输入11位手机号码", "not a mainland mobile number")
+        ticket = command.ticket_number.strip()
+        personal = [id_number.value, ticket, id_number.birth_date.strftime("%Y%m%d"), mobile]
+        password = check_password(command.password, personal)
+        lookup = self._cipher.lookup_hash(id_number.value)
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT name, gender, registration_district, major_code, id_number_masked"
+                " FROM identity.roster WHERE id_lookup_hash = $1 AND ticket_number = $2",
+                lookup,
+                ticket,
+            )
+        if row is None or normalise_name(row["name"]) != normalise_name(command.name):
+            raise RosterMismatch(
+                "准考证号、身份证号或姓名与在籍考生信息不符，请核对后再试",
+                "no roster entry with this ticket, ID number and name",
+            )
+        password_hash = await hash_password(password)
+        candidate_id = uuid.uuid4()
+        event = CandidateRegistered(
+            candidate_id=candidate_id,
+            admission_ticket_number=ticket,
+            name=row["name"],
+            gender=Gender(row["gender"]),
+            id_number_masked=row["id_number_masked"],
+            id_number_fingerprint=lookup,
+            enrolled_major_code=row["major_code"],
+            registration_district=row["registration_district"],
+        )
+        actor = Actor(kind="candidate", id=str(candidate_id))
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO identity.candidate_accounts (candidate_id, ticket_number,"
+                    " id_lookup_hash, password_hash, mobile_encrypted, mobile_masked)"
+                    " VALUES ($1, $2, $3, $4, $5, $6)",
+                    candidate_id,
+                    ticket,
+                    lookup,
+                    password_hash,
+                    self._cipher.encrypt(mobile, "mobile"),
+                    mask_mobile(mobile),
+                )
+                await self._store.append(
+                    CANDIDATE_STREAM,
+                    str(candidate_id),
+                    0,
+                    [NewEvent.of(event)],
+                    Metadata(actor=actor),
+                    conn=conn,
+                )
+        except asyncpg.UniqueViolationError as exc:
+            raise AlreadyRegistered(
+                "该考生已注册，请直接登录", "an account exists for this roster entry"
+            ) from exc
+        return candidate_id
+
+    async def login(self, command: LoginCandidate) -> uuid.UUID:
+        """The candidate id when identifier, password and captcha are right; else an error."""
+        column, value, key = self._identify(command.identifier)
+        lock = await self._throttle.lock_in_force(key, command.client)
+        if lock is not None:
+            raise LoginLocked(lock.seconds_left)
+        await check_captcha(self._captchas, command.captcha_id, command.captcha_answer)
+        row = None
+        if column is not None:
+            async with self._pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    f"SELECT candidate_id, password_hash FROM identity.candidate_accounts"
+                    f" WHERE {column} = $1",
+                    value,
+                )
+        stored = None if row is None else row["password_hash"]
+        if not await verify_password(stored, command.password) or row is None:
+            lock = await self._throttle.record_failure(key, command.client)
+            if lock is not None:
+                raise LoginLocked(lock.seconds_left)
+            raise LoginFailed("账号或密码错误", "wrong identifier or password")
+        await self._throttle.record_success(key)
+        candidate_id: uuid.UUID = row["candidate_id"]
+        return candidate_id
+
+    def _identify(self, identifier: str) -> tuple[str | None, str, str]:
+        """(column, value, throttle key) for an ID number or a ticket number."""
+        text = normalise_id_text(identifier)
+        if len(text) == 18:
+            parsed = IdCardNumber.check(text)
+            if isinstance(parsed, IdCardNumber):
+                lookup = self._cipher.lookup_hash(parsed.value)
+                return "id_lookup_hash", lookup, f"id:{lookup}"
+        if _TICKET.match(text):
+            return "ticket_number", text, f"ticket:{text}"
+        # Not a possible account: still throttled, keyed without keeping what was typed.
+        return None, "", f"other:{hashlib.sha256(text.encode()).hexdigest()[:32]}"

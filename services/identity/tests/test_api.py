@@ -1,0 +1,319 @@
+"""Identity's HTTP API on a real PostgreSQL: registration, captcha login, tokens, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+
+from identity_service.adapters.captcha import ALPHABET
+from identity_service.adapters.pii import PiiCipher
+from identity_service.bootstrap import Identity, wire
+from identity_service.domain.id_card import check_digit
+from identity_service.entrypoints.api import build_app
+from identity_service.service_layer.roster import import_roster_file
+from identity_service.settings import IdentitySettings
+from servicekit.auth import StaticKeys, TokenVerifier
+from servicekit.errors import AppError
+from servicekit.signing import Ed25519KeyPair
+
+pytestmark = pytest.mark.integration
+
+CIPHER = PiiCipher({"t1": b"k" * 32}, "t1", b"h" * 32)
+HEADER = "准考证号,身份证号,姓名,性别,考区,报名区县,专业代码,已合格课程"
+PASSWORD = "Zikao#2026"
+NAMES = ["张三", "李四", "王五", "赵六", "孙七"]
+
+
+def id_number(sequence: int) -> str:
+    first17 = f"14010519900101{(sequence * 2 + 1) % 1000:03d}"
+    return first17 + check_digit(first17)
+
+
+def ticket(i: int) -> str:
+    return f"0101181{i:05d}"
+
+
+@pytest.fixture
+async def service(identity_pool: asyncpg.Pool, tmp_path: Path) -> Identity:
+    rows = [
+        f"{ticket(i)},{id_number(i)},{NAMES[i]},男,140100,140105,580401,00015" for i in range(5)
+    ]
+    path = tmp_path / "roster.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    await import_roster_file(
+        path, pool=identity_pool, cipher=CIPHER, actor="ops:test", today=date(2026, 11, 28)
+    )
+    identity = wire(identity_pool, IdentitySettings(), CIPHER)
+    await identity.keys.ensure_key()
+    return identity
+
+
+@pytest.fixture
+async def client(service: Identity) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app()
+    app.state.identity = service
+    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as c:
+        yield c
+
+
+async def solve_captcha(client: httpx.AsyncClient, service: Identity) -> dict[str, str]:
+    """Fetch a captcha and find its answer from the stored keyed hash (tests only)."""
+    response = await client.get("/api/identity/captcha")
+    assert response.status_code == 200
+    body = response.json()
+    assert base64.b64decode(body["image"].split(",", 1)[1]).startswith(b"\x89PNG")
+    captcha_id = uuid.UUID(body["captcha_id"])
+    async with service.pool.acquire() as conn:
+        stored = bytes(
+            await conn.fetchval(
+                "SELECT answer_hash FROM identity.captchas WHERE id = $1", captcha_id
+            )
+        )
+    for chars in itertools.product(ALPHABET, repeat=4):
+        answer = "".join(chars)
+        if service.captchas._hash(captcha_id, answer) == stored:
+            return {"captcha_id": str(captcha_id), "captcha_answer": answer}
+    raise AssertionError("unsolvable captcha")
+
+
+def registration(i: int, **changes: str) -> dict[str, str]:
+    body = {
+        "ticket_number": ticket(i),
+        "id_number": id_number(i),
+        "name": NAMES[i],
+        "password": PASSWORD,
+        "mobile": "13812345678",
+    }
+    return {**body, **changes}
+
+
+async def login(
+    client: httpx.AsyncClient, service: Identity, identifier: str, password: str = PASSWORD
+) -> httpx.Response:
+    captcha = await solve_captcha(client, service)
+    return await client.post(
+        "/api/identity/login", json={"identifier": identifier, "password": password, **captcha}
+    )
+
+
+def error(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()["error"]
+    return body
+
+
+async def test_register_login_refresh_logout(client: httpx.AsyncClient, service: Identity) -> None:
+    created = await client.post("/api/identity/candidates", json=registration(0))
+    assert created.status_code == 201, created.text
+    candidate_id = created.json()["candidate_id"]
+
+    by_ticket = await login(client, service, ticket(0))
+    assert by_ticket.status_code == 200, by_ticket.text
+    by_id = await login(client, service, id_number(0).lower())
+    assert by_id.status_code == 200, by_id.text
+    tokens = by_id.json()
+
+    jwks = (await client.get("/.well-known/jwks.json")).json()
+    keys = {k["kid"]: jwt.PyJWK(k).key for k in jwks["keys"]}
+    verifier = TokenVerifier(StaticKeys(keys), issuer="zikao-identity")
+    principal = await verifier.verify(tokens["access_token"])
+    assert principal.account_id == candidate_id
+    assert principal.roles == frozenset({"candidate"})
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert id_number(0) not in str(claims) and ticket(0) not in str(claims)
+
+    refreshed = await client.post(
+        "/api/identity/token", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert refreshed.status_code == 200
+    reused = await client.post(
+        "/api/identity/token", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert reused.status_code == 401 and error(reused)["code"] == "identity.refresh_invalid"
+    successor = await client.post(
+        "/api/identity/token", json={"refresh_token": refreshed.json()["refresh_token"]}
+    )
+    assert successor.status_code == 401, "reuse revoked the whole family"
+
+    again = (await login(client, service, ticket(0))).json()
+    out = await client.post("/api/identity/logout", json={"refresh_token": again["refresh_token"]})
+    assert out.status_code == 204
+    after = await client.post("/api/identity/token", json={"refresh_token": again["refresh_token"]})
+    assert after.status_code == 401
+
+
+async def test_registration_writes_the_event_without_the_id_number(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    created = await client.post("/api/identity/candidates", json=registration(1))
+    candidate_id = created.json()["candidate_id"]
+    events = await service.accounts._store.load("identity.candidate", candidate_id)
+    assert [e.event_type for e in events] == ["CandidateRegistered"]
+    payload = events[0].payload
+    assert payload["id_number_masked"] == id_number(1)[:4] + "*" * 10 + id_number(1)[-4:]
+    assert id_number(1) not in str(payload) and "13812345678" not in str(payload)
+    async with service.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM identity.candidate_accounts")
+    assert row["password_hash"].startswith("$argon2id$")
+    assert "13812345678" not in str(dict(row))
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "code"),
+    [
+        ({"id_number": "14010519900101123"}, 422, "identity.id_number_malformed"),
+        ({"id_number": "140105199001011230"}, 422, "identity.id_number_checksum"),
+        ({"name": "周八"}, 422, "identity.roster_mismatch"),
+        ({"ticket_number": ticket(4)}, 422, "identity.roster_mismatch"),
+        ({"ticket_number": "999999999999"}, 422, "identity.roster_mismatch"),
+        ({"password": "abcdefgh"}, 422, "identity.password_weak"),
+        ({"password": "Zikao19900101!"}, 422, "identity.password_weak"),
+        ({"mobile": "12345"}, 422, "identity.mobile_invalid"),
+    ],
+)
+async def test_bad_registrations_are_refused_and_write_nothing(
+    client: httpx.AsyncClient, service: Identity, changes: dict[str, str], status: int, code: str
+) -> None:
+    response = await client.post("/api/identity/candidates", json=registration(2, **changes))
+    assert response.status_code == status, response.text
+    assert error(response)["code"] == code
+    assert error(response)["message"]
+    assert id_number(2) not in response.text
+    async with service.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM identity.candidate_accounts") == 0
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM eventkit.events WHERE stream_type = 'identity.candidate'"
+            )
+            == 0
+        )
+
+
+async def test_concurrent_duplicate_registrations_make_one_account(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    responses = await asyncio.gather(
+        *(client.post("/api/identity/candidates", json=registration(3)) for _ in range(6))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201, 409, 409, 409, 409, 409]
+    assert {error(r)["code"] for r in responses if r.status_code == 409} == {
+        "identity.already_registered"
+    }
+    async with service.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM identity.candidate_accounts") == 1
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM eventkit.events WHERE stream_type = 'identity.candidate'"
+            )
+            == 1
+        )
+
+
+async def test_login_failures_never_say_which_part_and_lock_then_release(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    await client.post("/api/identity/candidates", json=registration(0))
+    unknown = await login(client, service, ticket(4))
+    wrong = await login(client, service, ticket(0), password="Wrong#2026x")
+    nonsense = await login(client, service, "not an id")
+    for response in (unknown, wrong, nonsense):
+        assert response.status_code == 401
+        assert error(response) == {**error(unknown), "request_id": error(response)["request_id"]}
+    for _ in range(3):
+        assert (await login(client, service, ticket(0), password="Wrong#2026x")).status_code == 401
+    locked = await login(client, service, ticket(0), password="Wrong#2026x")
+    assert locked.status_code == 429
+    assert error(locked)["code"] == "identity.login_locked"
+    assert int(locked.headers["Retry-After"]) > 0
+    still = await login(client, service, ticket(0))
+    assert still.status_code == 429, "the right password does not open a locked account"
+    async with service.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE identity.login_throttle SET locked_until = now() - interval '1 second'"
+        )
+    assert (await login(client, service, ticket(0))).status_code == 200, "the lock ends by itself"
+
+
+async def test_captcha_errors(client: httpx.AsyncClient, service: Identity) -> None:
+    await client.post("/api/identity/candidates", json=registration(0))
+    captcha = await solve_captcha(client, service)
+    body = {"identifier": ticket(0), "password": PASSWORD}
+    wrong_answer = "".join(next(c for c in ALPHABET if c != a) for a in captcha["captcha_answer"])
+    wrong = await client.post(
+        "/api/identity/login", json={**body, **captcha, "captcha_answer": wrong_answer}
+    )
+    assert (wrong.status_code, error(wrong)["code"]) == (400, "identity.captcha_wrong")
+    reused = await client.post("/api/identity/login", json={**body, **captcha})
+    assert (reused.status_code, error(reused)["code"]) == (400, "identity.captcha_used")
+    unknown = await client.post(
+        "/api/identity/login",
+        json={**body, "captcha_id": str(uuid.uuid4()), "captcha_answer": "ABCD"},
+    )
+    assert (unknown.status_code, error(unknown)["code"]) == (400, "identity.captcha_unknown")
+    fresh = await solve_captcha(client, service)
+    async with service.pool.acquire() as conn:
+        await conn.execute("UPDATE identity.captchas SET expires_at = now() - interval '1 second'")
+    expired = await client.post("/api/identity/login", json={**body, **fresh})
+    assert (expired.status_code, error(expired)["code"]) == (400, "identity.captcha_expired")
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "code"),
+    [
+        (
+            b'{"identifier": "\xc3\x28"}',
+            {"content-type": "application/json"},
+            400,
+            "request.not_utf8",
+        ),
+        (b"{not json", {"content-type": "application/json"}, 400, "request.malformed_json"),
+        (b'{"identifier": "x"}', {"content-type": "application/json"}, 422, "request.invalid"),
+        (
+            b'{"a": "' + b"x" * 20000 + b'"}',
+            {"content-type": "application/json"},
+            413,
+            "request.too_large",
+        ),
+    ],
+)
+async def test_malformed_requests_get_clear_errors(
+    client: httpx.AsyncClient, content: bytes, headers: dict[str, str], status: int, code: str
+) -> None:
+    response = await client.post("/api/identity/login", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert error(response)["code"] == code
+
+
+async def test_tokens_from_another_key_or_tampered_are_refused(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    await client.post("/api/identity/candidates", json=registration(0))
+    token = (await login(client, service, ticket(0))).json()["access_token"]
+    jwks = (await client.get("/.well-known/jwks.json")).json()
+    verifier = TokenVerifier(
+        StaticKeys({k["kid"]: jwt.PyJWK(k).key for k in jwks["keys"]}), issuer="zikao-identity"
+    )
+    forged_key = Ed25519KeyPair(jwks["keys"][0]["kid"], Ed25519KeyPair.generate("x").private_key)
+    header, claims, _ = token.split(".")
+    forged = jwt.encode(
+        jwt.decode(token, options={"verify_signature": False}),
+        forged_key.private_key,
+        algorithm="EdDSA",
+        headers={"kid": forged_key.kid},
+    )
+    for bad in (forged, f"{header}.{claims}.", token[:-4] + "AAAA"):
+        with pytest.raises(AppError) as refused:
+            await verifier.verify(bad)
+        assert refused.value.status == 401
