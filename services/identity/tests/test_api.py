@@ -20,7 +20,7 @@ from identity_service.adapters.captcha import ALPHABET
 from identity_service.adapters.pii import PiiCipher
 from identity_service.bootstrap import Identity, wire
 from identity_service.domain.id_card import check_digit
-from identity_service.entrypoints.api import build_app
+from identity_service.entrypoints.api import attach, build_app
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
 from servicekit.auth import StaticKeys, TokenVerifier
@@ -62,7 +62,7 @@ async def service(identity_pool: asyncpg.Pool, tmp_path: Path) -> Identity:
 @pytest.fixture
 async def client(service: Identity) -> AsyncIterator[httpx.AsyncClient]:
     app = build_app()
-    app.state.identity = service
+    attach(app, service)
     transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://identity") as c:
         yield c
@@ -317,3 +317,96 @@ async def test_tokens_from_another_key_or_tampered_are_refused(
         with pytest.raises(AppError) as refused:
             await verifier.verify(bad)
         assert refused.value.status == 401
+
+
+async def logged_in(client: httpx.AsyncClient, service: Identity, i: int = 0) -> dict[str, str]:
+    """Register candidate i, log in, and return the Authorization header."""
+    await client.post("/api/identity/candidates", json=registration(i))
+    tokens = (await login(client, service, ticket(i))).json()
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def test_personal_centre_shows_the_profile_masked(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    auth = await logged_in(client, service)
+    response = await client.get("/api/identity/me", headers=auth)
+    assert response.status_code == 200, response.text
+    profile = response.json()
+    assert profile["name"] == NAMES[0]
+    assert profile["admission_ticket_number"] == ticket(0)
+    assert profile["id_number_masked"] == id_number(0)[:4] + "*" * 10 + id_number(0)[-4:]
+    assert profile["mobile_masked"] == "138****5678"
+    assert profile["passed_courses"] == ["00015"]
+    assert profile["registration_district"] == "140105"
+    assert id_number(0) not in response.text and "13812345678" not in response.text
+    entries = (await client.get("/api/identity/me/entries", headers=auth)).json()
+    states = {e["key"]: (e["state"], e["message"]) for e in entries}
+    assert states["exemption"][0] == "open"
+    assert {v for k, v in states.items() if k != "exemption"} == {("closed", "未开放")}
+
+
+async def test_contact_changes_are_recorded_as_events(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    auth = await logged_in(client, service)
+    changed = await client.patch(
+        "/api/identity/me", headers=auth, json={"mobile": "13900001111", "email": "a@b.cn"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["mobile_masked"], changed.json()["email"]) == ("139****1111", "a@b.cn")
+    cleared = await client.patch("/api/identity/me", headers=auth, json={"email": ""})
+    assert cleared.json()["email"] is None
+    candidate_id = changed.json()["candidate_id"]
+    events = await service.accounts._store.load("identity.candidate", candidate_id)
+    assert [e.event_type for e in events] == [
+        "CandidateRegistered",
+        "CandidateProfileUpdated",
+        "CandidateProfileUpdated",
+    ]
+    assert events[1].payload["mobile_masked"] == "139****1111"
+    assert "13900001111" not in str(events[1].payload) and "a@b.cn" not in str(events[1].payload)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"mobile": "1390000111"}, "identity.mobile_invalid"),
+        ({"email": "not-an-email"}, "identity.email_invalid"),
+        ({"name": "改名"}, "request.invalid"),
+    ],
+)
+async def test_bad_contact_changes_are_refused_and_change_nothing(
+    client: httpx.AsyncClient, service: Identity, body: dict[str, str], code: str
+) -> None:
+    auth = await logged_in(client, service)
+    response = await client.patch("/api/identity/me", headers=auth, json=body)
+    assert response.status_code == 422
+    assert error(response)["code"] == code
+    profile = (await client.get("/api/identity/me", headers=auth)).json()
+    assert profile["mobile_masked"] == "138****5678" and profile["email"] is None
+    async with service.pool.acquire() as conn:
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM eventkit.events WHERE event_type = 'CandidateProfileUpdated'"
+            )
+            == 0
+        )
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer not.a.token",
+        "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+        "Basic dXNlcjpwYXNz",
+    ],
+)
+async def test_the_personal_centre_needs_a_valid_candidate_token(
+    client: httpx.AsyncClient, header: str | None
+) -> None:
+    headers = {"Authorization": header} if header else {}
+    response = await client.get("/api/identity/me", headers=headers)
+    assert response.status_code == 401
+    assert response.headers.get("www-authenticate", "").startswith("Bearer")

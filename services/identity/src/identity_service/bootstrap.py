@@ -18,6 +18,8 @@ from identity_service.adapters.refresh_tokens import RefreshTokens
 from identity_service.adapters.signing_keys import SigningKeys
 from identity_service.adapters.throttle import LoginThrottle
 from identity_service.service_layer.accounts import CandidateAccounts
+from identity_service.service_layer.staff import StaffAccounts
+from identity_service.service_layer.profile import CandidateProfiles
 from identity_service.service_layer.tokens import Tokens
 from identity_service.settings import IdentitySettings
 
@@ -30,6 +32,7 @@ class Identity:
 
     pool: asyncpg.Pool
     accounts: CandidateAccounts
+    profiles: CandidateProfiles
     captchas: CaptchaStore
     keys: SigningKeys
     tokens: Tokens
@@ -52,6 +55,7 @@ def wire(pool: asyncpg.Pool, settings: IdentitySettings, cipher: PiiCipher) -> I
     return Identity(
         pool=pool,
         accounts=CandidateAccounts(pool, cipher, store, captchas, LoginThrottle(pool)),
+        profiles=CandidateProfiles(pool, cipher, store),
         captchas=captchas,
         keys=keys,
         tokens=Tokens(keys, refresh, access_ttl=timedelta(seconds=settings.access_ttl_seconds)),

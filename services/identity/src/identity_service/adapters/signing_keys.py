@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from eventkit.db import Conn
 from identity_service.adapters.pii import PiiCipher
+from servicekit.auth import parse_jwks
 from servicekit.signing import Ed25519KeyPair
 
 _PURPOSE = "signing_key"
@@ -117,3 +119,22 @@ class SigningKeys:
     async def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JWKS document served at /.well-known/jwks.json."""
         return {"keys": [key.jwk for key in await self.published()]}
+
+
+class PublishedKeys:
+    """Identity's own verifying keys for its API (a servicekit KeySource), cached briefly."""
+
+    def __init__(self, keys: SigningKeys, *, refresh_seconds: float = 30.0) -> None:
+        self._keys = keys
+        self._refresh = refresh_seconds
+        self._cache: dict[str, Ed25519PublicKey] = {}
+        self._loaded_at = -1e9
+
+    async def get(self, kid: str) -> Ed25519PublicKey | None:
+        """The public key for `kid`; an unknown kid reloads at most every few seconds."""
+        stale = time.monotonic() - self._loaded_at
+        if stale > self._refresh or (kid not in self._cache and stale > 5.0):
+            published = await self._keys.published()
+            self._cache = parse_jwks({"keys": [key.jwk for key in published]})
+            self._loaded_at = time.monotonic()
+        return self._cache.get(kid)

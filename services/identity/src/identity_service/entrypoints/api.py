@@ -12,14 +12,17 @@ from fastapi import Depends, FastAPI, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from identity_service import bootstrap
+from identity_service.adapters.signing_keys import PublishedKeys
 from identity_service.domain.errors import DomainError
+from identity_service.entrypoints.profile_api import profile_router
 from identity_service.service_layer.accounts import (
     LoginCandidate,
     LoginLocked,
     RegisterCandidate,
 )
-from identity_service.service_layer.tokens import TokenPair
+from identity_service.service_layer.tokens import ISSUER, TokenPair
 from servicekit.app import create_app
+from servicekit.auth import TokenVerifier
 from servicekit.errors import AppError
 
 
@@ -97,12 +100,18 @@ def _identity(request: Request) -> bootstrap.Identity:
 Service = Annotated[bootstrap.Identity, Depends(_identity)]
 
 
+def attach(app: FastAPI, identity: bootstrap.Identity) -> None:
+    """Give the app its wired service, and verify tokens against identity's own keys."""
+    app.state.identity = identity
+    app.state.token_verifier = TokenVerifier(PublishedKeys(identity.keys), issuer=ISSUER)
+
+
 def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.start) -> FastAPI:
     """The identity API; `start` builds the wired service at startup (tests give their own)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.identity = await start()
+        attach(app, await start())
         try:
             yield
         finally:
@@ -189,6 +198,8 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
         """退出登录: end the refresh token's family."""
         await identity.tokens.logout(body.refresh_token)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    app.include_router(profile_router())
 
     @app.get("/.well-known/jwks.json", tags=["tokens"])
     async def jwks(identity: Service, response: Response) -> dict[str, list[dict[str, str]]]:
