@@ -18,8 +18,8 @@ from identity_service.adapters.refresh_tokens import RefreshTokens
 from identity_service.adapters.signing_keys import SigningKeys
 from identity_service.adapters.throttle import LoginThrottle
 from identity_service.service_layer.accounts import CandidateAccounts
-from identity_service.service_layer.staff import StaffAccounts
 from identity_service.service_layer.profile import CandidateProfiles
+from identity_service.service_layer.staff import StaffAccounts
 from identity_service.service_layer.tokens import Tokens
 from identity_service.settings import IdentitySettings
 
@@ -36,6 +36,7 @@ class Identity:
     captchas: CaptchaStore
     keys: SigningKeys
     tokens: Tokens
+    staff: StaffAccounts
 
     async def close(self) -> None:
         """Release the database pool."""
@@ -52,13 +53,21 @@ def wire(pool: asyncpg.Pool, settings: IdentitySettings, cipher: PiiCipher) -> I
     )
     keys = SigningKeys(pool, cipher)
     refresh = RefreshTokens(pool, ttl=timedelta(days=settings.refresh_ttl_days))
+    throttle = LoginThrottle(pool)
+    staff = StaffAccounts(pool, store, captchas, throttle)
     return Identity(
         pool=pool,
-        accounts=CandidateAccounts(pool, cipher, store, captchas, LoginThrottle(pool)),
+        accounts=CandidateAccounts(pool, cipher, store, captchas, throttle),
         profiles=CandidateProfiles(pool, cipher, store),
         captchas=captchas,
         keys=keys,
-        tokens=Tokens(keys, refresh, access_ttl=timedelta(seconds=settings.access_ttl_seconds)),
+        tokens=Tokens(
+            keys,
+            refresh,
+            access_ttl=timedelta(seconds=settings.access_ttl_seconds),
+            staff_lookup=staff.current,
+        ),
+        staff=staff,
     )
 
 

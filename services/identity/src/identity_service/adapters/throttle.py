@@ -77,7 +77,7 @@ class LoginThrottle:
         """Delete counters idle for longer than `older_than`; returns how many."""
         async with self._pool.acquire() as conn:
             result = await conn.execute(
-                "DELETE FROM identity.login_throttle WHERE window_started < now() - $1"
+                "DELETE FROM identity.login_throttle WHERE window_started < now() - $1::interval"
                 " AND (locked_until IS NULL OR locked_until < now())",
                 older_than,
             )

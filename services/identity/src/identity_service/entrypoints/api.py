@@ -9,27 +9,23 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from identity_service import bootstrap
 from identity_service.adapters.signing_keys import PublishedKeys
 from identity_service.domain.errors import DomainError
 from identity_service.entrypoints.profile_api import profile_router
+from identity_service.entrypoints.schemas import Strict, TokenRead
+from identity_service.entrypoints.staff_api import staff_router
 from identity_service.service_layer.accounts import (
     LoginCandidate,
     LoginLocked,
     RegisterCandidate,
 )
-from identity_service.service_layer.tokens import ISSUER, TokenPair
+from identity_service.service_layer.tokens import ISSUER
 from servicekit.app import create_app
 from servicekit.auth import TokenVerifier
 from servicekit.errors import AppError
-
-
-class Strict(BaseModel):
-    """Request bodies refuse unknown fields."""
-
-    model_config = ConfigDict(extra="forbid", str_max_length=200)
 
 
 class CaptchaRead(BaseModel):
@@ -69,27 +65,6 @@ class RefreshRequest(Strict):
     """A refresh token to spend (refresh) or to end (logout)."""
 
     refresh_token: str = Field(min_length=1, max_length=200)
-
-
-class TokenRead(BaseModel):
-    """Tokens handed out by login and refresh."""
-
-    access_token: str
-    token_type: str
-    expires_in: int
-    refresh_token: str
-    refresh_expires_in: int
-
-    @classmethod
-    def of(cls, pair: TokenPair) -> TokenRead:
-        """From the service layer's pair."""
-        return cls(
-            access_token=pair.access_token,
-            token_type=pair.token_type,
-            expires_in=pair.expires_in,
-            refresh_token=pair.refresh_token,
-            refresh_expires_in=pair.refresh_expires_in,
-        )
 
 
 def _identity(request: Request) -> bootstrap.Identity:
@@ -200,6 +175,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     app.include_router(profile_router())
+    app.include_router(staff_router())
 
     @app.get("/.well-known/jwks.json", tags=["tokens"])
     async def jwks(identity: Service, response: Response) -> dict[str, list[dict[str, str]]]:

@@ -1,4 +1,7 @@
-"""`identity` command line: ops tasks of the identity service (roster import, migrations)."""
+"""`identity` command line: ops tasks of the identity service.
+
+roster import, migrations, staff accounts, signing-key rotation and the sweepers.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ import asyncio
 import getpass
 import logging
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,10 +22,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from eventkit.db import create_pool
 from eventkit.logs import configure_logging, mask_personal_data
 from eventkit.migrations import migrate
+from identity_service import bootstrap
 from identity_service.adapters.pii import PiiCipher, PiiSettings
 from identity_service.adapters.roster_import import ImportReport, parse_actor
+from identity_service.adapters.throttle import LoginThrottle
 from identity_service.domain.errors import DomainError
+from identity_service.domain.staff import check_staff, normalise_username
 from identity_service.service_layer.roster import MIGRATIONS, import_roster, open_roster
+from identity_service.settings import IdentitySettings
 
 log = logging.getLogger("identity_service.cli")
 
@@ -65,14 +74,18 @@ def print_report(report: ImportReport, *, max_errors: int) -> None:
             )
 
 
-async def _roster_import(args: argparse.Namespace) -> int:
-    dsn = args.dsn or CliSettings().pg_dsn.get_secret_value()
+def _cipher() -> PiiCipher:
     pii = PiiSettings()
     if pii.uses_dev_keys:
         log.warning(
             "using the DEV-ONLY personal-data keys: set IDENTITY_PII_KEY, IDENTITY_LOOKUP_KEY"
         )
-    cipher = PiiCipher.from_settings(pii)
+    return PiiCipher.from_settings(pii)
+
+
+async def _roster_import(args: argparse.Namespace) -> int:
+    dsn = args.dsn or CliSettings().pg_dsn.get_secret_value()
+    cipher = _cipher()
     roster = open_roster(Path(args.file), today=date.today())
     await migrate(dsn, "identity", MIGRATIONS)
     pool = await create_pool(dsn, min_size=1, max_size=2)
@@ -91,9 +104,104 @@ async def _migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+T = TypeVar("T")
+
+
+class UsageError(Exception):
+    """Bad command-line input that no domain rule covers (exit code 2)."""
+
+    def __init__(self, message: str, detail_en: str) -> None:
+        super().__init__(detail_en)
+        self.message = message
+        self.detail_en = detail_en
+
+
+async def _with_identity(
+    args: argparse.Namespace, work: Callable[[bootstrap.Identity], Awaitable[T]]
+) -> T:
+    """Migrate, wire the service on a small pool, run `work`, close the pool."""
+    dsn = args.dsn or CliSettings().pg_dsn.get_secret_value()
+    cipher = _cipher()
+    await migrate(dsn, "identity", MIGRATIONS)
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        return await work(bootstrap.wire(pool, IdentitySettings(), cipher))
+    finally:
+        await pool.close()
+
+
+def read_new_password(from_stdin: bool) -> str:
+    """The new password: one line of stdin, or typed twice without echo (never an argument)."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("标准输入中没有密码", "no password on stdin")
+        return password
+    first = getpass.getpass("密码 / password: ")
+    second = getpass.getpass("再次输入密码 / repeat password: ")
+    if first != second:
+        raise UsageError("两次输入的密码不一致", "the passwords differ")
+    return first
+
+
+async def _staff_create(args: argparse.Namespace) -> int:
+    actor = parse_actor(args.actor)
+    if actor.kind != "ops":
+        raise UsageError("创建人须为 ops:<姓名>", "--actor must be ops:<name>")
+    # Check everything but the password before asking for it.
+    check_staff(args.username, args.display_name, args.role, args.cp)
+    password = read_new_password(args.password_stdin)
+
+    async def create(identity: bootstrap.Identity) -> uuid.UUID:
+        return await identity.staff.create(
+            username=args.username,
+            display_name=args.display_name,
+            roles=args.role,
+            confirmation_points=args.cp,
+            password=password,
+            created_by=actor.id,
+        )
+
+    staff_id = await _with_identity(args, create)
+    print(
+        f"已创建工作人员账号 / staff account created: {normalise_username(args.username)}",
+        file=sys.stderr,
+    )
+    print(staff_id)
+    return EXIT_OK
+
+
+async def _rotate_signing_key(args: argparse.Namespace) -> int:
+    async def rotate(identity: bootstrap.Identity) -> str:
+        return await identity.keys.rotate()
+
+    kid = await _with_identity(args, rotate)
+    print(f"新签名密钥 / new signing key: {kid}")
+    return EXIT_OK
+
+
+async def _sweep(args: argparse.Namespace) -> int:
+    async def sweep(identity: bootstrap.Identity) -> tuple[int, int]:
+        captchas = await identity.captchas.sweep()
+        counters = await LoginThrottle(identity.pool).sweep()
+        return captchas, counters
+
+    captchas, counters = await _with_identity(args, sweep)
+    print(f"已清理 swept: 验证码 captchas {captchas} · 登录计数 login counters {counters}")
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in Chinese and English, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNUSABLE_INPUT, f"参数错误 / bad argument: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `identity` argument parser."""
-    parser = argparse.ArgumentParser(prog="identity", description="身份服务运维命令 identity ops")
+    parser = _Parser(prog="identity", description="身份服务运维命令 identity ops")
     commands = parser.add_subparsers(dest="command", required=True)
     roster = commands.add_parser(
         "roster-import", help="导入在籍考生名册 import the enrolment roster (CSV)"
@@ -108,6 +216,44 @@ def build_parser() -> argparse.ArgumentParser:
     mig = commands.add_parser("migrate", help="应用数据库迁移 apply the identity migrations")
     mig.add_argument("--dsn", help="PostgreSQL DSN (default: IDENTITY_PG_DSN, EVENTKIT_PG_DSN)")
     mig.set_defaults(run=_migrate)
+    staff = commands.add_parser(
+        "staff-create", help="创建工作人员账号 create a staff account (reviewer, senior, ops)"
+    )
+    staff.add_argument("--username", required=True, help="用户名, e.g. xiaodian.reviewer1")
+    staff.add_argument("--display-name", required=True, help="显示名称 shown in audit trails")
+    staff.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        required=True,
+        help="reviewer | senior_reviewer | ops (repeatable)",
+    )
+    staff.add_argument(
+        "--cp",
+        action="append",
+        default=[],
+        help="确认点 6-digit district code a reviewer is bound to (repeatable)",
+    )
+    staff.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin (else prompt twice)",
+    )
+    staff.add_argument(
+        "--actor", default=f"ops:{getpass.getuser()}", help="who creates it, e.g. ops:zhang.san"
+    )
+    staff.add_argument("--dsn", help="PostgreSQL DSN (default: IDENTITY_PG_DSN, EVENTKIT_PG_DSN)")
+    staff.set_defaults(run=_staff_create)
+    rotate = commands.add_parser(
+        "rotate-signing-key", help="轮换令牌签名密钥 rotate the token signing key"
+    )
+    rotate.add_argument("--dsn", help="PostgreSQL DSN (default: IDENTITY_PG_DSN, EVENTKIT_PG_DSN)")
+    rotate.set_defaults(run=_rotate_signing_key)
+    sweep = commands.add_parser(
+        "sweep", help="清理过期验证码和登录计数 delete expired captchas and idle login counters"
+    )
+    sweep.add_argument("--dsn", help="PostgreSQL DSN (default: IDENTITY_PG_DSN, EVENTKIT_PG_DSN)")
+    sweep.set_defaults(run=_sweep)
     return parser
 
 
@@ -128,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             mask_personal_data(f"{error.message} / {error.detail_en} ({error.code})"),
             file=sys.stderr,
         )
+        return EXIT_UNUSABLE_INPUT
+    except UsageError as error:
+        print(f"参数错误 / bad argument: {error.message} / {error.detail_en}", file=sys.stderr)
         return EXIT_UNUSABLE_INPUT
     return code
 
