@@ -41,18 +41,20 @@ async def _create_database(stack: Endpoints, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(stack: Endpoints) -> Iterator[str]:
+def server(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """identity's API under uvicorn on a free port, on a database of its own."""
     name = f"fuzz_{uuid.uuid4().hex[:10]}"
     asyncio.run(_create_database(stack, name))
     port = free_port()
     env = {**os.environ, "EVENTKIT_PG_DSN": stack.pg_dsn(name), "EVENTKIT_LOG_JSON": "true"}
+    log_path = tmp_path_factory.mktemp("identity") / "api.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "identity_service.entrypoints.api:app",
          "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -72,6 +74,8 @@ def server(stack: Endpoints) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+        log.close()
+        assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 
 @schema.parametrize()

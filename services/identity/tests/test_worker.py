@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -27,7 +28,7 @@ def test_routes() -> None:
 
 @pytest.mark.integration
 async def test_the_worker_relays_candidate_events(
-    identity_pool: asyncpg.Pool, database: str, stack
+    identity_pool: asyncpg.Pool, database: str, stack, tmp_path: Path
 ) -> None:
     store = EventStore(identity_pool)
     stream_id = str(uuid.uuid4())
@@ -41,12 +42,10 @@ async def test_the_worker_relays_candidate_events(
         "EVENTKIT_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
         "EVENTKIT_LOG_JSON": "true",
     }
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")
     worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "identity_service.entrypoints.worker",
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "identity_service.entrypoints.worker", env=env, stderr=log
     )
     try:
 
@@ -61,8 +60,10 @@ async def test_the_worker_relays_candidate_events(
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
-            _, stderr = await asyncio.wait_for(worker.communicate(), timeout=20)
+            await asyncio.wait_for(worker.wait(), timeout=20)
         except TimeoutError:
             worker.kill()
             raise
-    assert worker.returncode == 0, stderr.decode()[-2000:]
+        finally:
+            log.close()
+    assert worker.returncode == 0, log_path.read_text()[-2000:]

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Response, status
 from pydantic import BaseModel, Field
 
+from eventkit.logs import configure_logging
+from eventkit.settings import PlatformSettings
 from identity_service import bootstrap
 from identity_service.adapters.signing_keys import PublishedKeys
 from identity_service.domain.errors import DomainError
@@ -86,6 +88,8 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = PlatformSettings()
+        configure_logging("identity", platform.log_level, json_lines=platform.log_json)
         attach(app, await start())
         try:
             yield
