@@ -176,19 +176,11 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_foreground(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).absolute()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = _stop_signals()
     stack = Stack(_config(args))
     t0 = time.monotonic()
-    try:
-        ep = stack.start()
-    except DevstackError as e:
-        print(f"devstack failed to start: {e}", file=sys.stderr)
+    ep = _start(stack)
+    if ep is None:
         return 1
     rc = 0
     try:
@@ -196,11 +188,7 @@ def cmd_foreground(args: argparse.Namespace) -> int:
         _print_endpoints(ep, run_dir)
         sys.stdout.flush()
         while not stop.wait(1.0):
-            crashed = stack.crashed()
-            if crashed:
-                for s in stack.status():
-                    if not s.alive:
-                        print(f"{s.name} crashed:\n{s.detail}", file=sys.stderr)
+            if _report_crashes(stack):
                 rc = 1
                 break
     finally:
@@ -208,6 +196,25 @@ def cmd_foreground(args: argparse.Namespace) -> int:
         result = stack.stop()
         print("devstack down: " + ", ".join(f"{k} {v}" for k, v in result.items()))
     return rc
+
+
+def _start(stack: Stack) -> Endpoints | None:
+    """Start the stack; None (after saying why) when it could not start."""
+    try:
+        return stack.start()
+    except DevstackError as e:
+        print(f"devstack failed to start: {e}", file=sys.stderr)
+        return None
+
+
+def _report_crashes(stack: Stack, when: str = "") -> bool:
+    """Print each dead part with its log tail; True when any part died."""
+    if not stack.crashed():
+        return False
+    for s in stack.status():
+        if not s.alive:
+            print(f"{s.name} crashed{when}:\n{s.detail}", file=sys.stderr)
+    return True
 
 
 def _stop_signals() -> threading.Event:
@@ -235,20 +242,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     stack = Stack(_config(args))
     t0 = time.monotonic()
-    try:
-        endpoints = stack.start()
-    except DevstackError as e:
-        print(f"devstack failed to start: {e}", file=sys.stderr)
+    endpoints = _start(stack)
+    if endpoints is None:
         return 1
     print(f"devstack up in {time.monotonic() - t0:.1f}s for: {' '.join(command)}", flush=True)
     try:
         env = {**os.environ, **endpoints.to_env(), "DEVSTACK_RUN_DIR": str(run_dir)}
         rc = subprocess.call(command, env=env)
-        crashed = stack.crashed()
-        if crashed:
-            for s in stack.status():
-                if not s.alive:
-                    print(f"{s.name} crashed during the run:\n{s.detail}", file=sys.stderr)
+        if _report_crashes(stack, " during the run"):
             rc = rc or 1
     finally:
         result = stack.stop()
@@ -262,10 +263,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = _stop_signals()
     stack = Stack(StackConfig(run_dir=run_dir, ports="fixed"))
     t0 = time.monotonic()
-    try:
-        endpoints = stack.start()
-    except DevstackError as e:
-        print(f"devstack failed to start: {e}", file=sys.stderr)
+    endpoints = _start(stack)
+    if endpoints is None:
         return 1
     launched: list[system.Launched] = []
     rc = 0
@@ -285,15 +284,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         while not stop.wait(1.0):
             dead = [i for i in launched if i.process.poll() is not None]
-            if stack.crashed() or dead:
-                for item in dead:
-                    print(
-                        f"{item.service.name} {item.kind} exited:\n{system.tail(item.log_path)}",
-                        file=sys.stderr,
-                    )
-                for s in stack.status():
-                    if not s.alive:
-                        print(f"{s.name} crashed:\n{s.detail}", file=sys.stderr)
+            for item in dead:
+                print(
+                    f"{item.service.name} {item.kind} exited:\n{system.tail(item.log_path)}",
+                    file=sys.stderr,
+                )
+            if _report_crashes(stack) or dead:
                 rc = 1
                 break
     finally:
