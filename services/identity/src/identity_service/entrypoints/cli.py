@@ -38,12 +38,13 @@ EXIT_UNUSABLE_INPUT = 2
 
 
 class CliSettings(BaseSettings):
-    """Database of the identity service: IDENTITY_PG_DSN, else EVENTKIT_PG_DSN."""
+    """Database of the identity service: IDENTITY_PG_DSN, else EVENTKIT_PG_DSN, else the
+    identity database of the `make run` stack."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     pg_dsn: SecretStr = Field(
-        default=SecretStr("postgresql://postgres@127.0.0.1:55432/postgres"),
+        default=SecretStr("postgresql://devstack:devstack@127.0.0.1:55432/identity"),
         validation_alias=AliasChoices("IDENTITY_PG_DSN", "EVENTKIT_PG_DSN"),
     )
 
