@@ -54,7 +54,7 @@ async def test_reader_sees_exactly_the_committed_set_under_concurrent_writers(
             committed.update(e.event_id for e in events)
 
     async def long_writer() -> None:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.1)
         events = [NewEvent(event_type="Slow", payload={}) for _ in range(2)]
         async with pool.acquire() as conn, conn.transaction():
             await store.append("slow", "held", 0, events, META, conn=conn)
