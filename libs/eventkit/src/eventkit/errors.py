@@ -19,3 +19,25 @@ class ConcurrencyError(EventkitError):
 
 class DuplicateEventError(EventkitError):
     """An event with this event_id is already stored: the command was already carried out."""
+
+
+class DomainError(Exception):
+    """Base of every service's domain errors: a stable `code`, a Chinese `message` for the UI,
+    an English `detail_en` for logs, and the HTTP `status` an entrypoint answers with.
+
+    It lives here, framework-free, so domain layers can subclass it and one HTTP handler per
+    service can map all of them.
+    """
+
+    code: str = "domain.error"
+    status: int = 422  # input that breaks a rule
+
+    def __init__(self, message: str, detail_en: str = "", *, code: str | None = None) -> None:
+        super().__init__(detail_en or message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.detail_en = detail_en or message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, detail_en={self.detail_en!r})"

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
+from eventkit.errors import DomainError as _Base
 
-class DomainError(Exception):
-    """An error the user can act on: stable `code`, Chinese `message`, English `detail_en`."""
+
+class DomainError(_Base):
+    """An identity error the user can act on (see eventkit.errors.DomainError)."""
 
     code: str = "identity.error"
-    status: int = 422  # the HTTP status an entrypoint answers with; input that breaks a rule
-
-    def __init__(self, message: str, detail_en: str = "", *, code: str | None = None) -> None:
-        super().__init__(detail_en or message)
-        if code is not None:
-            self.code = code
-        self.message = message
-        self.detail_en = detail_en or message
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, detail_en={self.detail_en!r})"
