@@ -9,7 +9,7 @@ TEST_RUN_DIR ?= .run/test
 PYTEST_ARGS ?=
 
 .PHONY: help install run test test-unit lint format contracts bench bench-eventstore \
-        bench-roster stack-up stack-down stack-status clean
+        bench-roster bench-media stack-up stack-down stack-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,7 +44,7 @@ format: ## apply ruff's fixes and formatting
 contracts: ## regenerate JSON Schemas and the AsyncAPI document from the event models
 	@$(UV) run --frozen contracts generate
 
-bench: bench-eventstore bench-roster ## every benchmark
+bench: bench-eventstore bench-roster bench-media ## every benchmark
 
 bench-eventstore: install ## eventkit append and replay vs eventsourcing vs raw SQL
 	@$(UV) run --frozen devstack exec --run-dir .run/bench -- \
@@ -53,6 +53,9 @@ bench-eventstore: install ## eventkit append and replay vs eventsourcing vs raw 
 bench-roster: install ## identity: import 300,000 roster rows, then re-import with 1% changed
 	@$(UV) run --frozen devstack exec --run-dir .run/bench-roster -- \
 		$(UV) run --frozen python bench/roster_import.py
+
+bench-media: install ## media: the photo pipeline on a 3 MB 12-megapixel JPEG, one core
+	@$(UV) run --frozen python bench/media_pipeline.py
 
 stack-up: install ## start PostgreSQL, Kafka and SeaweedFS in the background (fixed ports)
 	@$(UV) run --frozen devstack up --run-dir $(RUN_DIR) --fixed-ports
