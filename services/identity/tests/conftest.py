@@ -6,10 +6,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
+from identity_service.bootstrap import Identity
+from identity_service.entrypoints.api import attach, build_app
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "identity_service" / "migrations"
 
@@ -21,3 +24,13 @@ async def identity_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database, min_size=1, max_size=20)
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+async def client(service: Identity) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the identity app wired to the test's `service` (defined per module)."""
+    app = build_app()
+    attach(app, service)
+    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as c:
+        yield c

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from identity_service.adapters.captcha import ALPHABET
 from identity_service.adapters.pii import PiiCipher
 from identity_service.bootstrap import Identity, wire
 from identity_service.domain.id_card import check_digit
-from identity_service.entrypoints.api import attach, build_app
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
 from servicekit.auth import StaticKeys, TokenVerifier
@@ -57,15 +55,6 @@ async def service(identity_pool: asyncpg.Pool, tmp_path: Path) -> Identity:
     identity = wire(identity_pool, IdentitySettings(), CIPHER)
     await identity.keys.ensure_key()
     return identity
-
-
-@pytest.fixture
-async def client(service: Identity) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app()
-    attach(app, service)
-    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as c:
-        yield c
 
 
 async def solve_captcha(client: httpx.AsyncClient, service: Identity) -> dict[str, str]:

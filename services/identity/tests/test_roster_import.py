@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from eventkit.db import create_pool
-from eventkit.migrations import migrate
 from identity_service.adapters.pii import PURPOSE_ROSTER_ID_NUMBER, PiiCipher
 from identity_service.adapters.roster_import import ImportReport
 from identity_service.domain.id_card import check_digit
 from identity_service.domain.roster import ROSTER_STREAM_ID, ROSTER_STREAM_TYPE
 from identity_service.entrypoints.cli import main
-from identity_service.service_layer.roster import MIGRATIONS, import_roster_file
+from identity_service.service_layer.roster import import_roster_file
 
 pytestmark = pytest.mark.integration
 
@@ -41,22 +38,14 @@ def write(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:
     return path
 
 
-@pytest.fixture
-async def roster_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(database, "identity", MIGRATIONS)
-    pool = await create_pool(database, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-
-
 async def run(pool: asyncpg.Pool, path: Path, chunk_rows: int = 3) -> ImportReport:
     return await import_roster_file(
         path, pool=pool, cipher=CIPHER, actor="ops:test", today=TODAY, chunk_rows=chunk_rows
     )
 
 
-async def test_import_and_reimport(roster_pool: asyncpg.Pool, tmp_path: Path) -> None:
-    first = await run(roster_pool, write(tmp_path / "a.csv", [line(i) for i in range(1, 8)]))
+async def test_import_and_reimport(identity_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    first = await run(identity_pool, write(tmp_path / "a.csv", [line(i) for i in range(1, 8)]))
     assert (first.rows_read, first.inserted, first.updated, first.unchanged, first.rejected) == (
         7, 7, 0, 0, 0,
     )  # fmt: skip
@@ -64,12 +53,12 @@ async def test_import_and_reimport(roster_pool: asyncpg.Pool, tmp_path: Path) ->
 
     changed = [line(i) for i in range(1, 8)]
     changed[2] = line(3, name="张叁")
-    again = await run(roster_pool, write(tmp_path / "b.csv", [*changed, line(8)]))
+    again = await run(identity_pool, write(tmp_path / "b.csv", [*changed, line(8)]))
     assert (again.rows_read, again.inserted, again.updated, again.unchanged, again.rejected) == (
         8, 1, 1, 6, 0,
     )  # fmt: skip
 
-    async with roster_pool.acquire() as conn:
+    async with identity_pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT * FROM identity.roster WHERE ticket_number = '010118100003'"
         )
@@ -109,7 +98,7 @@ async def test_import_and_reimport(roster_pool: asyncpg.Pool, tmp_path: Path) ->
 
 
 async def test_bad_rows_are_reported_and_the_rest_load(
-    roster_pool: asyncpg.Pool, tmp_path: Path
+    identity_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     lines = [
         line(1),
@@ -119,23 +108,23 @@ async def test_bad_rows_are_reported_and_the_rest_load(
         line(1, number=id_number(9)),  # line 6: ticket of line 2 again
         line(6),
     ]
-    report = await run(roster_pool, write(tmp_path / "c.csv", lines))
+    report = await run(identity_pool, write(tmp_path / "c.csv", lines))
     assert (report.rows_read, report.inserted, report.rejected) == (6, 3, 3)
     assert [(e.line_number, e.code) for e in report.errors] == [
         (3, "identity.id_number_checksum"),
         (5, "identity.roster_name"),
         (6, "identity.roster_duplicate_ticket_number"),
     ]
-    async with roster_pool.acquire() as conn:
+    async with identity_pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM identity.roster") == 3
 
 
 async def test_an_id_number_under_another_ticket_is_rejected(
-    roster_pool: asyncpg.Pool, tmp_path: Path
+    identity_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    await run(roster_pool, write(tmp_path / "a.csv", [line(1), line(2)]))
+    await run(identity_pool, write(tmp_path / "a.csv", [line(1), line(2)]))
     report = await run(
-        roster_pool,
+        identity_pool,
         write(tmp_path / "b.csv", [line(3), line(4, number=id_number(1)), line(5)]),
         chunk_rows=2,
     )
@@ -143,7 +132,7 @@ async def test_an_id_number_under_another_ticket_is_rejected(
     assert [(e.line_number, e.column, e.code) for e in report.errors] == [
         (3, "id_number", "identity.roster_id_number_taken")
     ]
-    async with roster_pool.acquire() as conn:
+    async with identity_pool.acquire() as conn:
         owner = await conn.fetchval(
             "SELECT ticket_number FROM identity.roster WHERE id_lookup_hash = $1",
             CIPHER.lookup_hash(id_number(1)),
@@ -152,14 +141,14 @@ async def test_an_id_number_under_another_ticket_is_rejected(
 
 
 async def test_the_database_never_holds_a_clear_id_number(
-    roster_pool: asyncpg.Pool, tmp_path: Path
+    identity_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     numbers = [id_number(i) for i in range(1, 6)]
     lines = [line(i) for i in range(1, 6)] + [line(7, number=numbers[0])]
-    await run(roster_pool, write(tmp_path / "a.csv", lines, encoding="gb18030"))
+    await run(identity_pool, write(tmp_path / "a.csv", lines, encoding="gb18030"))
     # The file's numbers anywhere, or any ID-shaped run standing alone (not inside a hex digest).
     clear = re.compile("|".join(numbers) + r"|(?<![0-9A-Za-z])\d{17}[\dX](?![0-9A-Za-z])")
-    async with roster_pool.acquire() as conn:
+    async with identity_pool.acquire() as conn:
         columns = await conn.fetch(
             """
             SELECT table_schema, table_name, column_name FROM information_schema.columns

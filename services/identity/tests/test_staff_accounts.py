@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -17,8 +16,6 @@ from identity_service.bootstrap import Identity, wire
 from identity_service.domain.errors import DomainError
 from identity_service.domain.password import WeakPassword
 from identity_service.domain.staff import StaffConfirmationPointsInvalid, StaffUsernameTaken
-from identity_service.entrypoints.api import build_app
-from identity_service.entrypoints.staff_api import staff_router
 from identity_service.service_layer.accounts import CaptchaRefused, LoginFailed, LoginLocked
 from identity_service.service_layer.tokens import RefreshInvalid
 from identity_service.settings import IdentitySettings
@@ -37,17 +34,6 @@ async def service(identity_pool: asyncpg.Pool) -> Identity:
     identity = wire(identity_pool, IdentitySettings(), CIPHER)
     await identity.keys.ensure_key()
     return identity
-
-
-@pytest.fixture
-async def client(service: Identity) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app()
-    if not any(getattr(r, "path", "") == "/api/identity/staff/login" for r in app.routes):
-        app.include_router(staff_router())
-    app.state.identity = service
-    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as c:
-        yield c
 
 
 async def captcha(service: Identity) -> uuid.UUID:
