@@ -18,13 +18,13 @@ from identity_service.adapters.captcha import CaptchaProblem, CaptchaStore
 from identity_service.adapters.passwords import hash_password, verify_password
 from identity_service.adapters.pii import PiiCipher
 from identity_service.adapters.throttle import LoginThrottle
+from identity_service.domain.contact import check_mobile
 from identity_service.domain.errors import DomainError
 from identity_service.domain.id_card import IdCardNumber, normalise_id_text
 from identity_service.domain.password import check_password
 from identity_service.domain.throttle import minutes_left
 
 CANDIDATE_STREAM = "identity.candidate"
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _TICKET = re.compile(r"^\d{10,15}$")
 
 
@@ -40,13 +40,6 @@ class AlreadyRegistered(DomainError):
 
     code = "identity.already_registered"
     status = 409
-
-
-class InvalidMobile(DomainError):
-    """Not a mainland mobile number."""
-
-    code = "identity.mobile_invalid"
-    status = 422
 
 
 class CaptchaRefused(DomainError):
@@ -139,9 +132,7 @@ class CandidateAccounts:
     async def register(self, command: RegisterCandidate) -> uuid.UUID:
         """Create the account of a rostered candidate; returns the new candidate id."""
         id_number = IdCardNumber.parse(command.id_number)
-        mobile = command.mobile.strip()
-        if not _MOBILE.match(mobile):
-            raise InvalidMobile("请输入11位手机号码", "not a mainland mobile number")
+        mobile = check_mobile(command.mobile)
         ticket = command.ticket_number.strip()
         personal = [id_number.value, ticket, id_number.birth_date.strftime("%Y%m%d"), mobile]
         password = check_password(command.password, personal)

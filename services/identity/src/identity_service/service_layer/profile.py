@@ -15,10 +15,10 @@ from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.errors import ConcurrencyError
 from eventkit.store import EventStore
 from identity_service.adapters.pii import PiiCipher
+from identity_service.domain.contact import check_mobile
 from identity_service.domain.errors import DomainError
-from identity_service.service_layer.accounts import CANDIDATE_STREAM, InvalidMobile
+from identity_service.service_layer.accounts import CANDIDATE_STREAM
 
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}$")
 
 
@@ -129,9 +129,7 @@ class CandidateProfiles:
         values: dict[str, object] = {}
         mobile_masked = None
         if mobile is not None:
-            mobile = mobile.strip()
-            if not _MOBILE.match(mobile):
-                raise InvalidMobile("请输入11位手机号码", "not a mainland mobile number")
+            mobile = check_mobile(mobile)
             mobile_masked = mask_mobile(mobile)
             values["mobile_encrypted"] = self._cipher.encrypt(mobile, "mobile")
             values["mobile_masked"] = mobile_masked
