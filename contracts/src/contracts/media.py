@@ -43,6 +43,8 @@ class PhotoRejection(StrEnum):
     FILE_TOO_LARGE = "file_too_large"
     UNSUPPORTED_FORMAT = "unsupported_format"
     UNREADABLE = "unreadable"
+    EMPTY_FILE = "empty_file"
+    TOO_MANY_PIXELS = "too_many_pixels"
 
 
 class PhotoDeletion(StrEnum):

@@ -31,6 +31,7 @@ class DomainError(Exception):
 
     code: str = "domain.error"
     status: int = 422  # input that breaks a rule
+    retry_after: int | None = None  # seconds, for errors worth retrying (a 503, a lockout)
 
     def __init__(self, message: str, detail_en: str = "", *, code: str | None = None) -> None:
         super().__init__(detail_en or message)

@@ -74,6 +74,11 @@ async def create_schema(conn: Conn, projection: Projection, schema: str) -> None
     """Create the projection's schema, its bookkeeping tables and its own tables if missing."""
     check_identifier(schema)
     async with conn.transaction():
+        # Two processes (an API and its worker) may create the same schema at once; IF NOT EXISTS
+        # alone races on the catalog's unique index, so creation is serialised per schema.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"eventkit.schema:{schema}"
+        )
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await use_schema(conn, schema)
         await conn.execute(_BOOKKEEPING_DDL)

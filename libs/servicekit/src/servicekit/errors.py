@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.types import Send
 
+from eventkit.errors import DomainError
 from eventkit.logs import correlation_id, mask_personal_data
 
 log = logging.getLogger("servicekit.errors")
@@ -307,8 +308,21 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal", INTERNAL_MESSAGE, request_id_of(request))
 
 
+def app_error_of(exc: DomainError) -> AppError:
+    """The HTTP form of a domain error: its code, message and status; Retry-After if it has one."""
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
+    return AppError(exc.code, exc.message, exc.detail_en, status=exc.status, headers=headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return await _app_error(request, app_error_of(exc))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map AppError, validation, HTTP and unexpected errors to the shared body, in one place."""
+    """Map domain, AppError, validation, HTTP and unexpected errors to the shared body."""
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.utils import base64url_encode
 
 DEFAULT_AUDIENCE = "zikao"
+IDENTITY_ISSUER = "zikao-identity"  # the `iss` of identity's tokens, checked by every service
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import base64
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from pydantic import BaseModel, Field
@@ -15,19 +15,16 @@ from eventkit.logs import configure_logging
 from eventkit.settings import PlatformSettings
 from identity_service import bootstrap
 from identity_service.adapters.signing_keys import PublishedKeys
-from identity_service.domain.errors import DomainError
 from identity_service.entrypoints.profile_api import profile_router
 from identity_service.entrypoints.schemas import Strict, TokenRead
 from identity_service.entrypoints.staff_api import staff_router
 from identity_service.service_layer.accounts import (
     LoginCandidate,
-    LoginLocked,
     RegisterCandidate,
 )
 from identity_service.service_layer.tokens import ISSUER
 from servicekit.app import create_app
 from servicekit.auth import TokenVerifier
-from servicekit.errors import AppError
 
 
 class CaptchaRead(BaseModel):
@@ -106,20 +103,6 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
         health_checks={"postgres": database_ready},
         lifespan=lifespan,
     )
-
-    @app.exception_handler(DomainError)
-    async def domain_error(request: Request, exc: DomainError) -> Response:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, LoginLocked) else None
-        error = AppError(
-            exc.code,
-            exc.message,
-            exc.detail_en,
-            status=exc.status,
-            headers=headers,
-        )
-        handler: Any = app.exception_handlers[AppError]
-        response: Response = await handler(request, error)
-        return response
 
     @app.get("/api/identity/captcha", response_model=CaptchaRead, tags=["login"])
     async def new_captcha(identity: Service, response: Response) -> CaptchaRead:

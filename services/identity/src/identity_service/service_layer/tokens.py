@@ -11,9 +11,9 @@ from identity_service.adapters.refresh_tokens import RefreshRefused, RefreshToke
 from identity_service.adapters.signing_keys import SigningKeys
 from identity_service.domain.errors import DomainError
 from identity_service.domain.staff import StaffPrincipal
-from servicekit.signing import issue_token
+from servicekit.signing import IDENTITY_ISSUER, issue_token
 
-ISSUER = "zikao-identity"
+ISSUER = IDENTITY_ISSUER
 
 # A staff account's current roles and confirmation points by id; None when missing or disabled.
 StaffLookup = Callable[[str], Awaitable[StaffPrincipal | None]]

@@ -79,3 +79,86 @@ class ImageTooLarge(MediaError):
 
     def __init__(self, detail_en: str = "the image has too many pixels") -> None:
         super().__init__("照片像素过多，请压缩后重新上传", detail_en)
+
+
+class MultipartInvalid(MediaError):
+    """上传请求不是正确的表单."""
+
+    code = "media.multipart_invalid"
+    status = 400
+
+    def __init__(self, detail_en: str) -> None:
+        super().__init__("上传请求格式不正确，请通过页面重新选择照片上传", detail_en)
+
+
+class PhotoFileMissing(MediaError):
+    """表单里没有照片文件."""
+
+    code = "media.file_missing"
+    status = 422
+
+    def __init__(self, detail_en: str = "the form has no file part named 'file'") -> None:
+        super().__init__("请选择要上传的照片文件", detail_en)
+
+
+class PhotoNotFound(MediaError):
+    """照片不存在, 或者无权查看 (the two are not told apart)."""
+
+    code = "media.not_found"
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("照片不存在或已删除", "no such photo, or it is not visible to the caller")
+
+
+class PhotoPinned(MediaError):
+    """照片已被提交的申请引用, 不能删除."""
+
+    code = "media.pinned"
+    status = 409
+
+    def __init__(self, case_numbers: list[str] | None = None) -> None:
+        cases = f"（办件编号：{'、'.join(case_numbers)}）" if case_numbers else ""
+        super().__init__(
+            f"该照片已用于已提交的免考申请{cases}，需留存备查，不能删除",
+            "the photo is referenced by a submitted application and is kept for the audit",
+        )
+
+
+class StorageUnavailable(MediaError):
+    """对象存储暂时不可用."""
+
+    code = "media.storage_unavailable"
+    status = 503
+    retry_after = 30
+
+    def __init__(self, detail_en: str, *, reached: bool = True) -> None:
+        super().__init__("照片存储服务暂时不可用，请稍后再试", detail_en)
+        # False when the request never reached storage (no connection): it wrote nothing.
+        self.reached = reached
+
+
+class UploadsBusy(MediaError):
+    """同时处理的上传过多."""
+
+    code = "media.busy"
+    status = 503
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "当前上传人数较多，请稍后再试", "too many uploads are being processed at once"
+        )
+
+
+class QuotaExceeded(MediaError):
+    """照片数量达到上限."""
+
+    code = "media.quota_exceeded"
+    status = 409
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"您已上传{limit}张照片，已达上限，请先删除不再使用的照片",
+            f"the owner already has {limit} live photos",
+        )

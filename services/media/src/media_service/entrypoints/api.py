@@ -1,0 +1,278 @@
+"""Media's HTTP API: upload, list, show, stream, sign and delete certificate photos."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Response, status
+from pydantic import BaseModel, Field
+
+from eventkit.logs import configure_logging
+from eventkit.settings import PlatformSettings
+from media_service import bootstrap
+from media_service.adapters.multipart import MAX_OTHER_BYTES, read_file_part
+from media_service.adapters.storage import Variant
+from media_service.domain.access import Viewer
+from media_service.domain.errors import PhotoTooLarge
+from media_service.domain.photo_rules import MAX_UPLOAD_BYTES
+from media_service.service_layer.photos import Photo
+from media_service.settings import MediaSettings
+from servicekit.app import create_app
+from servicekit.auth import (
+    CurrentCandidate,
+    CurrentPrincipal,
+    JwksClient,
+    Principal,
+    TokenVerifier,
+)
+from servicekit.signing import IDENTITY_ISSUER
+
+log = logging.getLogger(__name__)
+
+PHOTOS = "/api/media/photos"
+# The multipart envelope around the file: part headers, boundaries and small fields.
+ENVELOPE_BYTES = MAX_OTHER_BYTES + 4096
+# The generic body limit must not answer before the upload handler can say "photo over 3 MB"
+# from Content-Length; the handler stops reading at the photo limit itself.
+UPLOAD_BODY_BACKSTOP = 64 * 1024 * 1024
+
+
+class PhotoRead(BaseModel):
+    """A stored certificate photo."""
+
+    photo_id: uuid.UUID
+    owner_id: uuid.UUID
+    format: str = Field(description="jpeg or png: the original's format")
+    width: int = Field(description="pixels, upright")
+    height: int = Field(description="pixels, upright")
+    size_bytes: int
+    sha256: str
+    uploaded_at: datetime
+    pinned: bool = Field(description="cited by a submitted application: kept, cannot be deleted")
+    display_url: str = Field(description="this API's URL of the upright display copy")
+    thumbnail_url: str = Field(description="this API's URL of the thumbnail")
+    original_url: str = Field(description="this API's URL of the original bytes (evidence)")
+
+    @classmethod
+    def of(cls, photo: Photo) -> PhotoRead:
+        """The API form of a photo."""
+        base = f"{PHOTOS}/{photo.photo_id}"
+        return cls(
+            photo_id=photo.photo_id,
+            owner_id=photo.owner_id,
+            format=photo.format,
+            width=photo.width,
+            height=photo.height,
+            size_bytes=photo.size_bytes,
+            sha256=photo.sha256,
+            uploaded_at=photo.uploaded_at,
+            pinned=photo.pinned,
+            display_url=f"{base}/display",
+            thumbnail_url=f"{base}/thumbnail",
+            original_url=f"{base}/original",
+        )
+
+
+class PhotoList(BaseModel):
+    """The caller's photos, newest first."""
+
+    photos: list[PhotoRead]
+
+
+class SignedLinks(BaseModel):
+    """Presigned URLs of a photo's copies, valid until `expires_at`."""
+
+    display: str
+    thumbnail: str
+    original: str
+    expires_at: datetime
+
+
+def _media(request: Request) -> bootstrap.Media:
+    media: bootstrap.Media = request.app.state.media
+    return media
+
+
+Service = Annotated[bootstrap.Media, Depends(_media)]
+
+
+def viewer_of(principal: Principal) -> Viewer:
+    """The access rules' view of a verified caller."""
+    return Viewer(
+        account_id=principal.account_id,
+        is_candidate=principal.is_candidate,
+        roles=frozenset(principal.roles),
+        confirmation_points=principal.confirmation_points,
+    )
+
+
+def correlation_of(request: Request) -> uuid.UUID:
+    """The request id as a correlation id when it is a UUID, else a fresh one."""
+    try:
+        return uuid.UUID(str(getattr(request.state, "request_id", "")))
+    except ValueError:
+        return uuid.uuid4()
+
+
+def attach(app: FastAPI, media: bootstrap.Media, verifier: TokenVerifier) -> None:
+    """Give the app its wired service and token verifier."""
+    app.state.media = media
+    app.state.token_verifier = verifier
+
+
+def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start) -> FastAPI:
+    """The media API; `start` builds the wired service at startup (tests give their own)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = PlatformSettings()
+        configure_logging("media", platform.log_level, json_lines=platform.log_json)
+        settings = MediaSettings()
+        jwks = JwksClient(f"{settings.identity_url.rstrip('/')}/.well-known/jwks.json")
+        attach(app, await start(), TokenVerifier(jwks, issuer=IDENTITY_ISSUER))
+        try:
+            yield
+        finally:
+            await jwks.aclose()
+            await app.state.media.close()
+
+    async def database_ready() -> None:
+        await app.state.media.pool.fetchval("SELECT 1")
+
+    async def storage_ready() -> None:
+        await app.state.media.objects.check()
+
+    app = create_app(
+        "media",
+        version="0.1.0",
+        max_body_bytes=16 * 1024,
+        body_limits={PHOTOS: UPLOAD_BODY_BACKSTOP},
+        health_checks={"postgres": database_ready, "s3": storage_ready},
+        lifespan=lifespan,
+    )
+
+    @app.post(
+        PHOTOS,
+        status_code=status.HTTP_201_CREATED,
+        response_model=PhotoRead,
+        tags=["photos"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def upload(request: Request, media: Service, candidate: CurrentCandidate) -> PhotoRead:
+        """上传证书照片: JPG or PNG, at most 3 MB, larger than 800×600 (multipart field `file`)."""
+        owner_id = uuid.UUID(candidate.account_id)
+        correlation_id = correlation_of(request)
+        async with media.photos.admission():
+            try:
+                declared = _declared_length(request)
+                if declared is not None and declared > MAX_UPLOAD_BYTES + ENVELOPE_BYTES:
+                    raise PhotoTooLarge(declared, MAX_UPLOAD_BYTES)
+                uploaded = await read_file_part(
+                    request.headers.get("content-type"), request.stream(), MAX_UPLOAD_BYTES
+                )
+            except PhotoTooLarge as exc:
+                await media.photos.record_rejection(
+                    owner_id, exc, exc.size, correlation_id=correlation_id
+                )
+                raise
+            photo = await media.photos.upload(
+                owner_id, uploaded.data, correlation_id=correlation_id
+            )
+        log.info(
+            "photo uploaded",
+            extra={"photo_id": str(photo.photo_id), "bytes": photo.size_bytes},
+        )
+        return PhotoRead.of(photo)
+
+    @app.get(PHOTOS, response_model=PhotoList, tags=["photos"])
+    async def my_photos(media: Service, candidate: CurrentCandidate) -> PhotoList:
+        """我的证书照片: the caller's photos, newest first."""
+        photos = await media.photos.owned(uuid.UUID(candidate.account_id))
+        return PhotoList(photos=[PhotoRead.of(p) for p in photos])
+
+    @app.get(PHOTOS + "/{photo_id}", response_model=PhotoRead, tags=["photos"])
+    async def show(photo_id: uuid.UUID, media: Service, principal: CurrentPrincipal) -> PhotoRead:
+        """查看照片信息: for the owner and the reviewers of an application citing it."""
+        return PhotoRead.of(await media.photos.visible(viewer_of(principal), photo_id))
+
+    @app.get(PHOTOS + "/{photo_id}/links", response_model=SignedLinks, tags=["photos"])
+    async def links(
+        photo_id: uuid.UUID, media: Service, principal: CurrentPrincipal, response: Response
+    ) -> SignedLinks:
+        """Short-lived presigned URLs of the copies (for pages that show many photos)."""
+        signed = await media.photos.links(viewer_of(principal), photo_id)
+        response.headers["Cache-Control"] = "no-store"
+        urls = {link.variant.value: link.url for link in signed}
+        return SignedLinks(
+            display=urls[Variant.DISPLAY.value],
+            thumbnail=urls[Variant.THUMBNAIL.value],
+            original=urls[Variant.ORIGINAL.value],
+            expires_at=min(link.expires_at for link in signed),
+        )
+
+    @app.get(
+        PHOTOS + "/{photo_id}/{variant}",
+        response_class=Response,
+        tags=["photos"],
+        responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    )
+    async def content(
+        photo_id: uuid.UUID,
+        variant: Variant,
+        request: Request,
+        media: Service,
+        principal: CurrentPrincipal,
+    ) -> Response:
+        """查看照片: the display copy, thumbnail or original, streamed through the service."""
+        photo = await media.photos.visible(viewer_of(principal), photo_id)
+        etag = f'"{photo.sha256[:32]}-{variant.value}"'
+        headers = {
+            "ETag": etag,
+            "Cache-Control": "private, max-age=300",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": "inline",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        }
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        stored = await media.photos.read(photo, variant)
+        return Response(stored.body, media_type=stored.content_type, headers=headers)
+
+    @app.delete(PHOTOS + "/{photo_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["photos"])
+    async def delete(photo_id: uuid.UUID, media: Service, candidate: CurrentCandidate) -> Response:
+        """删除照片: only a photo no submitted application cites."""
+        await media.photos.delete(viewer_of(candidate), photo_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return app
+
+
+def _declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None  # the body-limit middleware has refused malformed lengths already
+
+
+app = build_app()

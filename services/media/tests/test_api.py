@@ -1,0 +1,649 @@
+"""The media API over HTTP, on a real database and a real bucket: uploads, refusals that store
+nothing, access rules, deletion and pinning, and storage faults."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from io import BytesIO
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from PIL import ExifTags, Image
+
+from contracts.application import ApplicationSubmitted, CertificateAdded
+from eventkit.envelope import Actor, EventEnvelope
+from eventkit.projection import use_schema
+from media_service import bootstrap
+from media_service.adapters.storage import ObjectStore
+from media_service.adapters.usage import USAGE_SCHEMA, PhotoUsage
+from media_service.domain.photo_rules import MAX_UPLOAD_BYTES
+from media_service.service_layer.photos import Limits
+from media_service.settings import MediaSettings
+
+pytestmark = pytest.mark.integration
+
+PHOTOS = "/api/media/photos"
+ALICE = uuid.UUID("00000000-0000-4000-8000-00000000a11c")
+BOB = uuid.UUID("00000000-0000-4000-8000-000000000b0b")
+
+
+async def upload(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    data: bytes,
+    filename: str = "证书.jpg",
+    content_type: str = "image/jpeg",
+) -> httpx.Response:
+    return await client.post(
+        PHOTOS, headers=headers, files={"file": (filename, data, content_type)}
+    )
+
+
+async def state(pool: asyncpg.Pool, objects: ObjectStore) -> dict[str, Any]:
+    """Everything media has stored: rows, pending uploads, objects and events by type."""
+    events = await pool.fetch(
+        "SELECT event_type, payload FROM eventkit.events WHERE stream_type = 'media.photo'"
+        " ORDER BY seq"
+    )
+    return {
+        "photos": await pool.fetchval("SELECT count(*) FROM media.photos"),
+        "pending": await pool.fetchval("SELECT count(*) FROM media.pending_uploads"),
+        "keys": await objects.list_keys(),
+        "events": [(e["event_type"], e["payload"]) for e in events],
+    }
+
+
+def assert_nothing_stored(seen: dict[str, Any]) -> None:
+    assert seen["photos"] == 0
+    assert seen["pending"] == 0
+    assert seen["keys"] == []
+    assert not [t for t, _ in seen["events"] if t != "PhotoRejected"]
+
+
+def image_of(data: bytes) -> Image.Image:
+    image = Image.open(BytesIO(data))
+    image.load()
+    return image
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+async def test_a_jpeg_is_stored_as_original_display_and_thumbnail(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
+    objects: ObjectStore,
+) -> None:  # fmt: skip
+    alice = tokens.candidate(ALICE)
+    data = pictures.jpeg((3000, 2000))
+    response = await upload(client, alice, data)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    photo_id = uuid.UUID(body["photo_id"])
+    assert body["owner_id"] == str(ALICE)
+    assert (body["format"], body["width"], body["height"]) == ("jpeg", 3000, 2000)
+    assert body["size_bytes"] == len(data)
+    assert body["pinned"] is False
+    seen = await state(media_pool, objects)
+    assert (seen["photos"], seen["pending"], len(seen["keys"])) == (1, 0, 3)
+    [(event_type, payload)] = seen["events"]
+    assert event_type == "PhotoUploaded"
+    assert payload["photo_id"] == str(photo_id)
+    assert payload["owner_id"] == str(ALICE)
+    assert (payload["width"], payload["height"], payload["size_bytes"]) == (3000, 2000, len(data))
+    assert payload["formats"] == ["jpeg"]
+    assert len(payload["sha256"]) == 64
+
+    original = await client.get(body["original_url"], headers=alice)
+    assert original.status_code == 200
+    assert original.content == data  # the evidence, byte for byte
+    display = await client.get(body["display_url"], headers=alice)
+    assert display.headers["content-type"] == "image/jpeg"
+    assert display.headers["x-content-type-options"] == "nosniff"
+    assert "private" in display.headers["cache-control"]
+    assert image_of(display.content).size == (2400, 1600)
+    thumbnail = await client.get(body["thumbnail_url"], headers=alice)
+    assert max(image_of(thumbnail.content).size) == 320
+
+    again = await client.get(
+        body["display_url"], headers={**alice, "If-None-Match": display.headers["etag"]}
+    )
+    assert again.status_code == 304
+    listed = await client.get(PHOTOS, headers=alice)
+    assert [p["photo_id"] for p in listed.json()["photos"]] == [str(photo_id)]
+    shown = await client.get(f"{PHOTOS}/{photo_id}", headers=alice)
+    assert shown.json()["sha256"] == payload["sha256"]
+
+
+async def test_a_png_keeps_its_original_and_gets_jpeg_copies(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
+    objects: ObjectStore,
+) -> None:  # fmt: skip
+    alice = tokens.candidate(ALICE)
+    data = pictures.png((1200, 900))
+    response = await upload(client, alice, data, "scan.png", "image/png")
+    assert response.status_code == 201, response.text
+    original = await client.get(response.json()["original_url"], headers=alice)
+    assert original.headers["content-type"] == "image/png"
+    assert original.content == data
+    [(_, payload)] = (await state(media_pool, objects))["events"]
+    assert payload["formats"] == ["png", "jpeg"]
+
+
+def _cmyk(p: Any) -> bytes:
+    return p.encode(p.image((1000, 800), "CMYK"), "JPEG")
+
+
+def _portrait(p: Any) -> bytes:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    return p.jpeg((1200, 900), exif=exif.tobytes())
+
+
+def _trailing(p: Any) -> bytes:
+    return p.jpeg() + b"TRAILING-JUNK-" * 50
+
+
+def _gps(p: Any) -> bytes:
+    exif = Image.Exif()
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (39.0, 54.0, 27.0)
+    exif[ExifTags.Base.Make] = "SecretPhone"
+    return p.jpeg(exif=exif.tobytes())
+
+
+@pytest.mark.parametrize(
+    ("build", "size"),
+    [
+        pytest.param(_cmyk, (1000, 800), id="cmyk-jpeg"),
+        pytest.param(_portrait, (900, 1200), id="exif-rotated-portrait"),
+        pytest.param(_trailing, (1000, 800), id="trailing-bytes"),
+        pytest.param(_gps, (1000, 800), id="gps-metadata"),
+        pytest.param(lambda p: p.jpeg((801, 601)), (801, 601), id="801x601"),
+        pytest.param(lambda p: p.jpeg((601, 801)), (601, 801), id="601x801"),
+    ],
+)
+async def test_awkward_but_valid_photos_are_accepted_and_shown_right(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any,
+    build: Callable[[Any], bytes], size: tuple[int, int],
+) -> None:  # fmt: skip
+    alice = tokens.candidate(ALICE)
+    data = build(pictures)
+    response = await upload(client, alice, data)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["width"], body["height"]) == size  # upright
+    display = (await client.get(body["display_url"], headers=alice)).content
+    assert image_of(display).size == size
+    assert image_of(display).mode == "RGB"
+    for marker in (b"Exif", b"GPS", b"SecretPhone", b"TRAILING-JUNK-"):
+        assert marker not in display
+    original = (await client.get(body["original_url"], headers=alice)).content
+    assert original == data
+
+
+def _three_megabytes_and_one(p: Any) -> bytes:
+    data = p.jpeg()
+    return data + b"\0" * (MAX_UPLOAD_BYTES + 1 - len(data))
+
+
+BAD_INPUTS = [
+    pytest.param(lambda p: b"", 422, "media.empty", "empty_file", id="zero-bytes"),
+    pytest.param(
+        lambda p: p.jpeg()[:2000], 422, "media.corrupt", "unreadable", id="truncated-jpeg"
+    ),
+    pytest.param(
+        _three_megabytes_and_one, 413, "media.too_large", "file_too_large", id="3MB-plus-1"
+    ),
+    pytest.param(
+        lambda p: p.png_bomb(), 422, "media.image_too_large", "too_many_pixels", id="png-bomb"
+    ),
+    pytest.param(
+        lambda p: p.with_jpeg_size(p.jpeg(), 20_000, 20_000),
+        422,
+        "media.image_too_large",
+        "too_many_pixels",
+        id="20000x20000",
+    ),
+    pytest.param(
+        lambda p: p.jpeg((800, 600)),
+        422,
+        "media.resolution_too_low",
+        "resolution_too_low",
+        id="exactly-800x600",
+    ),
+    pytest.param(
+        lambda p: p.encode(p.image(), "GIF"),
+        415,
+        "media.unsupported_type",
+        "unsupported_format",
+        id="gif-named-jpg",
+    ),
+    pytest.param(
+        lambda p: b'<svg xmlns="http://www.w3.org/2000/svg" width="1000" height="800"/>',
+        415,
+        "media.unsupported_type",
+        "unsupported_format",
+        id="svg-named-jpg",
+    ),
+    pytest.param(
+        lambda p: b"<!DOCTYPE html><html><script>alert(1)</script></html>",
+        415,
+        "media.unsupported_type",
+        "unsupported_format",
+        id="html-named-jpg",
+    ),
+    pytest.param(
+        lambda p: uuid.uuid4().bytes * 4000,
+        415,
+        "media.unsupported_type",
+        "unsupported_format",
+        id="random-bytes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("build", "status", "code", "reason"), BAD_INPUTS)
+async def test_bad_input_is_refused_with_a_chinese_message_and_nothing_stored(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
+    objects: ObjectStore, build: Callable[[Any], bytes], status: int, code: str, reason: str,
+) -> None:  # fmt: skip
+    response = await upload(client, tokens.candidate(ALICE), build(pictures), "photo.jpg")
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in error["message"])
+    seen = await state(media_pool, objects)
+    assert_nothing_stored(seen)
+    [(event_type, payload)] = seen["events"]  # the refusal itself is on the record
+    assert event_type == "PhotoRejected"
+    assert payload["owner_id"] == str(ALICE)
+    assert payload["reason_code"] == reason
+    if reason == "resolution_too_low":
+        assert (payload["width"], payload["height"]) == (800, 600)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        pytest.param({"json": {"file": "abc"}}, 400, "media.multipart_invalid", id="json"),
+        pytest.param(
+            {"content": b"\xff\xd8\xff", "headers": {"Content-Type": "image/jpeg"}},
+            400,
+            "media.multipart_invalid",
+            id="raw-jpeg-body",
+        ),
+        pytest.param(
+            {"files": {"photo": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}},
+            422,
+            "media.file_missing",
+            id="wrong-field-name",
+        ),
+        pytest.param({"data": {"file": "x"}}, 400, "media.multipart_invalid", id="urlencoded"),
+        pytest.param(
+            {"files": {"file": (None, b"plain field")}}, 422, "media.file_missing", id="no-file"
+        ),
+        pytest.param(
+            {"files": {"file": ("", b"", "application/octet-stream")}},
+            422,
+            "media.file_missing",
+            id="empty-file-input",
+        ),
+        pytest.param(
+            {
+                "content": b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc',
+                "headers": {"Content-Type": "multipart/form-data; boundary=xyz"},
+            },
+            400,
+            "media.multipart_invalid",
+            id="truncated-multipart",
+        ),
+        pytest.param(
+            {"content": b"abc", "headers": {"Content-Type": "multipart/form-data"}},
+            400,
+            "media.multipart_invalid",
+            id="no-boundary",
+        ),
+    ],
+)
+async def test_a_wrong_multipart_body_is_refused_and_records_nothing(
+    client: httpx.AsyncClient, tokens: Any, media_pool: asyncpg.Pool, objects: ObjectStore,
+    kwargs: dict[str, Any], status: int, code: str,
+) -> None:  # fmt: skip
+    headers = {**tokens.candidate(ALICE), **kwargs.pop("headers", {})}
+    response = await client.post(PHOTOS, headers=headers, **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    seen = await state(media_pool, objects)
+    assert_nothing_stored(seen)
+    assert seen["events"] == []
+
+
+async def test_an_oversized_upload_is_refused_without_reading_the_body(
+    client: httpx.AsyncClient, tokens: Any, media_pool: asyncpg.Pool, objects: ObjectStore
+) -> None:
+    pulled = 0
+    total = 160  # chunks of 64 KiB: 10 MiB in all
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+        for _ in range(total):
+            pulled += 1
+            yield b"\xff" * 65536
+
+    headers = {**tokens.candidate(ALICE), "Content-Type": "multipart/form-data; boundary=b"}
+    streamed = await client.post(PHOTOS, headers=headers, content=body())  # chunked, no length
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "media.too_large"
+    assert pulled < total // 2
+    declared = await client.post(
+        PHOTOS,
+        headers={**headers, "Content-Length": str(10 * 1024 * 1024)},
+        content=b"--b\r\n",
+    )
+    assert declared.status_code == 413
+    assert declared.json()["error"]["code"] == "media.too_large"
+    assert_nothing_stored(await state(media_pool, objects))
+
+
+async def test_only_a_signed_in_candidate_uploads(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any
+) -> None:
+    anonymous = await upload(client, {}, pictures.jpeg())
+    assert anonymous.status_code == 401
+    staff = await upload(client, tokens.staff(["reviewer"], ["140100"]), pictures.jpeg())
+    assert staff.status_code == 403
+    forged = await upload(client, {"Authorization": "Bearer not.a.token"}, pictures.jpeg())
+    assert forged.status_code == 401
+
+
+@pytest.mark.parametrize("limits", [Limits(max_photos_per_owner=2)])
+async def test_a_candidate_cannot_hoard_photos(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, limits: Limits
+) -> None:
+    alice = tokens.candidate(ALICE)
+    for _ in range(2):
+        assert (await upload(client, alice, pictures.jpeg())).status_code == 201
+    third = await upload(client, alice, pictures.jpeg())
+    assert third.status_code == 409
+    assert third.json()["error"]["code"] == "media.quota_exceeded"
+    assert (await upload(client, tokens.candidate(BOB), pictures.jpeg())).status_code == 201
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+async def submit(
+    pool: asyncpg.Pool,
+    photo_ids: list[str],
+    *,
+    candidate_id: uuid.UUID = ALICE,
+    point: str = "140105",
+    event_type: str = "ApplicationSubmitted",
+) -> str:
+    """Apply an application event to the usage projection, as the worker would from Kafka."""
+    application_id = uuid.uuid4()
+    certificate = {
+        "certificate_id": str(uuid.uuid4()),
+        "kind": "cet4_or_above",
+        "route_id": "CET4",
+        "certificate_check_ref": str(uuid.uuid4()),
+        "photo_ids": photo_ids,
+        "courses": [{"course_code": "00012", "course_name": "英语(一)", "major_code": "580401"}],
+    }
+    case_number = f"MK2026{uuid.uuid4().int % 10**8:08d}"
+    if event_type == "CertificateAdded":
+        payload = CertificateAdded.model_validate(
+            {"application_id": str(application_id), "certificate": certificate}
+        ).model_dump(mode="json")
+    else:
+        example = ApplicationSubmitted.model_json_schema()["examples"][0]
+        payload = ApplicationSubmitted.model_validate(
+            {
+                **example,
+                "application_id": str(application_id),
+                "case_number": example["case_number"],
+                "candidate_id": str(candidate_id),
+                "confirmation_point_id": point,
+                "certificates": [certificate],
+                "course_codes": ["00012"],
+                "photo_ids": photo_ids,
+            }
+        ).model_dump(mode="json")
+        case_number = payload["case_number"]
+    envelope = EventEnvelope(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        schema_version=1,
+        stream_type="application.exemption",
+        stream_id=str(application_id),
+        stream_version=2,
+        occurred_at=datetime.now(UTC),
+        correlation_id=uuid.uuid4(),
+        actor=Actor(kind="candidate", id=str(candidate_id)),
+        payload=payload,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await use_schema(conn, USAGE_SCHEMA)
+        await PhotoUsage().apply(conn, envelope)
+    return case_number
+
+
+async def test_someone_elses_photo_does_not_exist_for_them(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any
+) -> None:
+    alice = tokens.candidate(ALICE)
+    photo = (await upload(client, alice, pictures.jpeg())).json()
+    bob = tokens.candidate(BOB)
+    base = f"{PHOTOS}/{photo['photo_id']}"
+    for response in (
+        await client.get(base, headers=bob),
+        await client.get(f"{base}/display", headers=bob),
+        await client.get(f"{base}/original", headers=bob),
+        await client.get(f"{base}/links", headers=bob),
+        await client.delete(base, headers=bob),
+        await client.get(f"{PHOTOS}/{uuid.uuid4()}", headers=alice),
+    ):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "media.not_found"
+    assert (await client.get(PHOTOS, headers=bob)).json()["photos"] == []
+    assert (await client.get(base, headers=alice)).status_code == 200
+    assert (await client.get(f"{base}/unknown", headers=alice)).status_code == 422
+    assert (await client.get(f"{PHOTOS}/not-a-uuid", headers=alice)).status_code == 422
+
+
+async def test_reviewers_see_a_photo_once_it_is_submitted_to_their_point(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool
+) -> None:
+    alice = tokens.candidate(ALICE)
+    photo = (await upload(client, alice, pictures.jpeg())).json()
+    base = f"{PHOTOS}/{photo['photo_id']}"
+    here = tokens.staff(["reviewer"], ["140105"])
+    elsewhere = tokens.staff(["reviewer"], ["140200"])
+    province = tokens.staff(["senior_reviewer"])
+    ops = tokens.staff(["ops"])
+    for viewer in (here, elsewhere, province, ops):
+        assert (await client.get(base, headers=viewer)).status_code == 404
+
+    await submit(media_pool, [photo["photo_id"]], point="140105")
+    for viewer in (here, province):
+        assert (await client.get(base, headers=viewer)).json()["pinned"] is True
+        display = await client.get(f"{base}/display", headers=viewer)
+        assert display.status_code == 200
+        assert display.headers["content-type"] == "image/jpeg"
+    for viewer in (elsewhere, ops):
+        assert (await client.get(base, headers=viewer)).status_code == 404
+        assert (await client.get(f"{base}/display", headers=viewer)).status_code == 404
+    assert (await client.delete(base, headers=here)).status_code == 403  # staff never delete
+
+
+async def test_citing_a_strangers_photo_grants_reviewers_nothing(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool
+) -> None:
+    photo = (await upload(client, tokens.candidate(ALICE), pictures.jpeg())).json()
+    await submit(media_pool, [photo["photo_id"]], candidate_id=BOB, point="140105")
+    base = f"{PHOTOS}/{photo['photo_id']}"
+    reviewer = tokens.staff(["reviewer"], ["140105"])
+    assert (await client.get(base, headers=reviewer)).status_code == 404
+    assert (await client.get(base, headers=tokens.staff(["senior_reviewer"]))).status_code == 404
+
+
+async def test_signed_links_serve_the_copies_from_storage(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any
+) -> None:
+    alice = tokens.candidate(ALICE)
+    data = pictures.jpeg()
+    photo = (await upload(client, alice, data)).json()
+    links = await client.get(f"{PHOTOS}/{photo['photo_id']}/links", headers=alice)
+    assert links.status_code == 200
+    assert links.headers["cache-control"] == "no-store"
+    body = links.json()
+    assert datetime.fromisoformat(body["expires_at"]) > datetime.now(UTC)
+    async with httpx.AsyncClient() as browser:
+        original = await browser.get(body["original"])
+        assert original.status_code == 200
+        assert original.content == data
+        display = await browser.get(body["display"])
+        assert image_of(display.content).size == (1000, 800)
+
+
+# --- deletion and pinning ---------------------------------------------------------------------
+
+
+async def test_the_owner_deletes_an_unsubmitted_photo_and_its_objects_go(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
+    objects: ObjectStore,
+) -> None:  # fmt: skip
+    alice = tokens.candidate(ALICE)
+    photo = (await upload(client, alice, pictures.jpeg())).json()
+    await submit(media_pool, [photo["photo_id"]], event_type="CertificateAdded")  # a draft
+    base = f"{PHOTOS}/{photo['photo_id']}"
+    deleted = await client.delete(base, headers=alice)
+    assert deleted.status_code == 204
+    assert (await client.get(base, headers=alice)).status_code == 404
+    assert (await client.delete(base, headers=alice)).status_code == 404
+    seen = await state(media_pool, objects)
+    assert seen["keys"] == []
+    assert [t for t, _ in seen["events"]] == ["PhotoUploaded", "PhotoDeleted"]
+    assert seen["events"][1][1]["reason_code"] == "owner_deleted"
+    purged = await media_pool.fetchval("SELECT purged_at IS NOT NULL FROM media.photos")
+    assert purged
+
+
+async def test_a_submitted_photo_is_pinned_for_the_audit(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
+    objects: ObjectStore,
+) -> None:  # fmt: skip
+    alice = tokens.candidate(ALICE)
+    photo = (await upload(client, alice, pictures.jpeg())).json()
+    case_number = await submit(media_pool, [photo["photo_id"]])
+    refused = await client.delete(f"{PHOTOS}/{photo['photo_id']}", headers=alice)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "media.pinned"
+    assert case_number in refused.json()["error"]["message"]
+    seen = await state(media_pool, objects)
+    assert len(seen["keys"]) == 3
+    assert [t for t, _ in seen["events"]] == ["PhotoUploaded"]
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def media_without_storage(
+    media_pool: asyncpg.Pool, make_objects: Callable[..., ObjectStore]
+) -> AsyncIterator[bootstrap.Media]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = make_objects(endpoint=f"http://127.0.0.1:{port}", connect_timeout=0.5)
+    wired = bootstrap.wire(media_pool, dead, MediaSettings())
+    yield wired
+    wired.photos.close()
+
+
+async def test_storage_down_is_a_503_with_retry_after_and_nothing_half_stored(
+    media_without_storage: bootstrap.Media, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
+    objects: ObjectStore,
+) -> None:  # fmt: skip
+    from media_service.entrypoints.api import attach, build_app
+    from servicekit.auth import StaticKeys, TokenVerifier
+    from servicekit.signing import IDENTITY_ISSUER
+
+    app = build_app()
+    keys = StaticKeys({tokens.keypair.kid: tokens.keypair.public_key})
+    attach(app, media_without_storage, TokenVerifier(keys, issuer=IDENTITY_ISSUER))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://media") as down:
+        response = await upload(down, tokens.candidate(ALICE), pictures.jpeg())
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "30"
+        assert response.json()["error"]["code"] == "media.storage_unavailable"
+        ready = await down.get("/readyz")
+        assert ready.status_code == 503
+    seen = await state(media_pool, objects)
+    assert (seen["photos"], seen["pending"], seen["events"]) == (0, 0, [])
+
+
+class FailingDisplayWrites(ObjectStore):
+    """The real bucket, except that writing a display copy fails (storage dying mid-upload)."""
+
+    async def put(self, key: str, body: bytes, content_type: str, metadata: Any) -> None:
+        if key.endswith("/display"):
+            from media_service.domain.errors import StorageUnavailable
+
+            raise StorageUnavailable("injected: display write failed")
+        await super().put(key, body, content_type, metadata)
+
+
+async def test_a_write_failing_midway_leaves_no_object_and_no_event(
+    media_pool: asyncpg.Pool, objects: ObjectStore, pictures: Any
+) -> None:
+    from media_service.domain.errors import StorageUnavailable
+
+    failing = FailingDisplayWrites(objects.config)
+    try:
+        wired = bootstrap.wire(media_pool, failing, MediaSettings())
+        with pytest.raises(StorageUnavailable):
+            await wired.photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
+        wired.photos.close()
+    finally:
+        failing.close()
+    seen = await state(media_pool, objects)
+    assert (seen["photos"], seen["pending"], seen["keys"], seen["events"]) == (0, 0, [], [])
+
+
+async def test_an_event_that_cannot_be_appended_takes_its_objects_with_it(
+    media_pool: asyncpg.Pool, objects: ObjectStore, pictures: Any, media: bootstrap.Media
+) -> None:
+    # A real database failure at the append: a trigger refuses new photo events.
+    await media_pool.execute(
+        """
+        CREATE FUNCTION refuse_photo_events() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'injected: the event store refuses writes'; END $$;
+        CREATE TRIGGER refuse_photo_events BEFORE INSERT ON eventkit.events
+            FOR EACH ROW WHEN (NEW.stream_type = 'media.photo')
+            EXECUTE FUNCTION refuse_photo_events();
+        """
+    )
+    with pytest.raises(asyncpg.RaiseError, match="injected"):
+        await media.photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
+    seen = await state(media_pool, objects)
+    assert (seen["photos"], seen["pending"], seen["keys"], seen["events"]) == (0, 0, [], [])
+
+
+@pytest.mark.parametrize("limits", [Limits(max_uploads_in_flight=0)])
+async def test_too_many_uploads_at_once_are_turned_away_politely(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, limits: Limits
+) -> None:
+    response = await upload(client, tokens.candidate(ALICE), pictures.jpeg())
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "media.busy"
+    assert response.headers["retry-after"] == "5"
