@@ -54,8 +54,10 @@ bench-roster: install ## identity: import 300,000 roster rows, then re-import wi
 	@$(UV) run --frozen devstack exec --run-dir .run/bench-roster -- \
 		$(UV) run --frozen python bench/roster_import.py
 
-bench-media: install ## media: the photo pipeline on a 3 MB 12-megapixel JPEG, one core
+bench-media: install ## media: the photo pipeline on a 3 MB 12-megapixel JPEG (one core), then whole uploads to S3
 	@$(UV) run --frozen python bench/media_pipeline.py
+	@$(UV) run --frozen devstack exec --run-dir .run/bench-media -- \
+		$(UV) run --frozen python bench/media_upload.py
 
 stack-up: install ## start PostgreSQL, Kafka and SeaweedFS in the background (fixed ports)
 	@$(UV) run --frozen devstack up --run-dir $(RUN_DIR) --fixed-ports

@@ -7,9 +7,9 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 
 import asyncpg
@@ -17,10 +17,14 @@ import httpx
 import pytest
 from PIL import Image
 
+from contracts.application import EXEMPTION_STREAM, ApplicationSubmitted, CertificateAdded
 from devstack.endpoints import Endpoints
 from eventkit.db import create_pool
+from eventkit.envelope import Actor, EventEnvelope
+from eventkit.projection import use_schema
 from media_service import bootstrap
 from media_service.adapters.storage import ObjectStore, StorageConfig
+from media_service.adapters.usage import USAGE_SCHEMA, PhotoUsage
 from media_service.entrypoints.api import attach, build_app
 from media_service.service_layer.photos import Limits
 from media_service.settings import MediaSettings
@@ -28,6 +32,63 @@ from servicekit.auth import StaticKeys, TokenVerifier
 from servicekit.signing import IDENTITY_ISSUER, Ed25519KeyPair, issue_token
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def application_event(
+    event_type: str,
+    photo_ids: list[str],
+    *,
+    candidate_id: uuid.UUID,
+    point: str = "140105",
+    application_id: uuid.UUID | None = None,
+) -> EventEnvelope:
+    """An application-service event citing photos (ApplicationSubmitted or CertificateAdded)."""
+    application_id = application_id or uuid.uuid4()
+    certificate = {
+        "certificate_id": str(uuid.uuid4()),
+        "kind": "cet4_or_above",
+        "route_id": "CET4",
+        "certificate_check_ref": str(uuid.uuid4()),
+        "photo_ids": photo_ids,
+        "courses": [{"course_code": "00012", "course_name": "英语(一)", "major_code": "580401"}],
+    }
+    if event_type == "CertificateAdded":
+        payload = CertificateAdded.model_validate(
+            {"application_id": str(application_id), "certificate": certificate}
+        ).model_dump(mode="json")
+    else:
+        example = ApplicationSubmitted.model_json_schema()["examples"][0]
+        payload = ApplicationSubmitted.model_validate(
+            {
+                **example,
+                "application_id": str(application_id),
+                "case_number": f"MK2026{uuid.uuid4().int % 10**6:06d}",
+                "candidate_id": str(candidate_id),
+                "confirmation_point_id": point,
+                "certificates": [certificate],
+                "course_codes": ["00012"],
+                "photo_ids": photo_ids,
+            }
+        ).model_dump(mode="json")
+    return EventEnvelope(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        schema_version=1,
+        stream_type=EXEMPTION_STREAM.stream_type,
+        stream_id=str(application_id),
+        stream_version=2,
+        occurred_at=datetime.now(UTC),
+        correlation_id=uuid.uuid4(),
+        actor=Actor(kind="candidate", id=str(candidate_id)),
+        payload=payload,
+    )
+
+
+async def apply_usage(pool: asyncpg.Pool, envelope: EventEnvelope) -> None:
+    """Apply one event to the usage projection, as its Kafka runner does."""
+    async with pool.acquire() as conn, conn.transaction():
+        await use_schema(conn, USAGE_SCHEMA)
+        await PhotoUsage().apply(conn, envelope)
 
 
 class Pictures:
@@ -187,3 +248,30 @@ async def client(media: bootstrap.Media, tokens: Tokens) -> AsyncIterator[httpx.
     transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://media") as c:
         yield c
+
+
+Submit = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def submit(media_pool: asyncpg.Pool) -> Submit:
+    """Cite photos from an application event applied to the usage projection; the case number."""
+
+    async def cite(
+        photo_ids: list[str],
+        *,
+        candidate_id: uuid.UUID,
+        point: str = "140105",
+        event_type: str = "ApplicationSubmitted",
+    ) -> str:
+        envelope = application_event(event_type, photo_ids, candidate_id=candidate_id, point=point)
+        await apply_usage(media_pool, envelope)
+        return str(envelope.payload.get("case_number", ""))
+
+    return cite
+
+
+@pytest.fixture(scope="session")
+def app_events() -> Callable[..., EventEnvelope]:
+    """Build application-service events citing photos (see `application_event`)."""
+    return application_event

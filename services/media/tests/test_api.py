@@ -14,12 +14,8 @@ import httpx
 import pytest
 from PIL import ExifTags, Image
 
-from contracts.application import ApplicationSubmitted, CertificateAdded
-from eventkit.envelope import Actor, EventEnvelope
-from eventkit.projection import use_schema
 from media_service import bootstrap
 from media_service.adapters.storage import ObjectStore
-from media_service.adapters.usage import USAGE_SCHEMA, PhotoUsage
 from media_service.domain.photo_rules import MAX_UPLOAD_BYTES
 from media_service.service_layer.photos import Limits
 from media_service.settings import MediaSettings
@@ -378,62 +374,6 @@ async def test_a_candidate_cannot_hoard_photos(
 # --- access -----------------------------------------------------------------------------------
 
 
-async def submit(
-    pool: asyncpg.Pool,
-    photo_ids: list[str],
-    *,
-    candidate_id: uuid.UUID = ALICE,
-    point: str = "140105",
-    event_type: str = "ApplicationSubmitted",
-) -> str:
-    """Apply an application event to the usage projection, as the worker would from Kafka."""
-    application_id = uuid.uuid4()
-    certificate = {
-        "certificate_id": str(uuid.uuid4()),
-        "kind": "cet4_or_above",
-        "route_id": "CET4",
-        "certificate_check_ref": str(uuid.uuid4()),
-        "photo_ids": photo_ids,
-        "courses": [{"course_code": "00012", "course_name": "英语(一)", "major_code": "580401"}],
-    }
-    case_number = f"MK2026{uuid.uuid4().int % 10**8:08d}"
-    if event_type == "CertificateAdded":
-        payload = CertificateAdded.model_validate(
-            {"application_id": str(application_id), "certificate": certificate}
-        ).model_dump(mode="json")
-    else:
-        example = ApplicationSubmitted.model_json_schema()["examples"][0]
-        payload = ApplicationSubmitted.model_validate(
-            {
-                **example,
-                "application_id": str(application_id),
-                "case_number": example["case_number"],
-                "candidate_id": str(candidate_id),
-                "confirmation_point_id": point,
-                "certificates": [certificate],
-                "course_codes": ["00012"],
-                "photo_ids": photo_ids,
-            }
-        ).model_dump(mode="json")
-        case_number = payload["case_number"]
-    envelope = EventEnvelope(
-        event_id=uuid.uuid4(),
-        event_type=event_type,
-        schema_version=1,
-        stream_type="application.exemption",
-        stream_id=str(application_id),
-        stream_version=2,
-        occurred_at=datetime.now(UTC),
-        correlation_id=uuid.uuid4(),
-        actor=Actor(kind="candidate", id=str(candidate_id)),
-        payload=payload,
-    )
-    async with pool.acquire() as conn, conn.transaction():
-        await use_schema(conn, USAGE_SCHEMA)
-        await PhotoUsage().apply(conn, envelope)
-    return case_number
-
-
 async def test_someone_elses_photo_does_not_exist_for_them(
     client: httpx.AsyncClient, tokens: Any, pictures: Any
 ) -> None:
@@ -458,7 +398,7 @@ async def test_someone_elses_photo_does_not_exist_for_them(
 
 
 async def test_reviewers_see_a_photo_once_it_is_submitted_to_their_point(
-    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool, submit: Any
 ) -> None:
     alice = tokens.candidate(ALICE)
     photo = (await upload(client, alice, pictures.jpeg())).json()
@@ -470,7 +410,7 @@ async def test_reviewers_see_a_photo_once_it_is_submitted_to_their_point(
     for viewer in (here, elsewhere, province, ops):
         assert (await client.get(base, headers=viewer)).status_code == 404
 
-    await submit(media_pool, [photo["photo_id"]], point="140105")
+    await submit([photo["photo_id"]], point="140105", candidate_id=ALICE)
     for viewer in (here, province):
         assert (await client.get(base, headers=viewer)).json()["pinned"] is True
         display = await client.get(f"{base}/display", headers=viewer)
@@ -483,10 +423,10 @@ async def test_reviewers_see_a_photo_once_it_is_submitted_to_their_point(
 
 
 async def test_citing_a_strangers_photo_grants_reviewers_nothing(
-    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool, submit: Any
 ) -> None:
     photo = (await upload(client, tokens.candidate(ALICE), pictures.jpeg())).json()
-    await submit(media_pool, [photo["photo_id"]], candidate_id=BOB, point="140105")
+    await submit([photo["photo_id"]], candidate_id=BOB, point="140105")
     base = f"{PHOTOS}/{photo['photo_id']}"
     reviewer = tokens.staff(["reviewer"], ["140105"])
     assert (await client.get(base, headers=reviewer)).status_code == 404
@@ -517,11 +457,11 @@ async def test_signed_links_serve_the_copies_from_storage(
 
 async def test_the_owner_deletes_an_unsubmitted_photo_and_its_objects_go(
     client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
-    objects: ObjectStore,
+    objects: ObjectStore, submit: Any,
 ) -> None:  # fmt: skip
     alice = tokens.candidate(ALICE)
     photo = (await upload(client, alice, pictures.jpeg())).json()
-    await submit(media_pool, [photo["photo_id"]], event_type="CertificateAdded")  # a draft
+    await submit([photo["photo_id"]], candidate_id=ALICE, event_type="CertificateAdded")
     base = f"{PHOTOS}/{photo['photo_id']}"
     deleted = await client.delete(base, headers=alice)
     assert deleted.status_code == 204
@@ -537,11 +477,11 @@ async def test_the_owner_deletes_an_unsubmitted_photo_and_its_objects_go(
 
 async def test_a_submitted_photo_is_pinned_for_the_audit(
     client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
-    objects: ObjectStore,
+    objects: ObjectStore, submit: Any,
 ) -> None:  # fmt: skip
     alice = tokens.candidate(ALICE)
     photo = (await upload(client, alice, pictures.jpeg())).json()
-    case_number = await submit(media_pool, [photo["photo_id"]])
+    case_number = await submit([photo["photo_id"]], candidate_id=ALICE)
     refused = await client.delete(f"{PHOTOS}/{photo['photo_id']}", headers=alice)
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "media.pinned"

@@ -98,7 +98,9 @@ async def test_anything_but_multipart_form_data_with_a_boundary_is_refused(
             id="no content-disposition",
         ),
         pytest.param(
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--{BOUNDARY}--\r\n".encode(),
+            (
+                f"--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--{BOUNDARY}--\r\n"
+            ).encode(),
             id="no name",
         ),
         pytest.param(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
-from eventkit.kafka import topic_partitions
+from eventkit.kafka import idempotent_producer, message_headers, topic_partitions
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,22 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 10.0) -> li
         return out
     finally:
         await consumer.stop()
+
+
+async def publish(bootstrap: str, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
+    """Publish envelopes as another service's relay would (key = stream id, same headers)."""
+    producer = idempotent_producer(bootstrap, client_id=f"test-{uuid.uuid4().hex[:8]}")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(
+                topic,
+                envelope.to_json_bytes(),
+                key=envelope.stream_id.encode(),
+                headers=message_headers(envelope),
+            )
+    finally:
+        await producer.stop()
 
 
 async def eventually(

@@ -1,0 +1,141 @@
+"""Schemathesis over media's OpenAPI document, against the real service under uvicorn on the
+real database and bucket, signed in as a candidate: no input makes a server error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import asyncpg
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from devstack import Endpoints
+from media_service.entrypoints.api import build_app
+from servicekit.signing import IDENTITY_ISSUER, Ed25519KeyPair, issue_token, jwks
+
+pytestmark = pytest.mark.integration
+
+schema = schemathesis.openapi.from_dict(build_app().openapi())
+KEYPAIR = Ed25519KeyPair.generate("fuzz")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _create_database(stack: Endpoints, name: str) -> None:
+    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def jwks_url() -> Iterator[str]:
+    """A JWKS document with the test key, served over HTTP as identity serves its own."""
+    document = json.dumps(jwks(KEYPAIR)).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(
+    stack: Endpoints, jwks_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """media's API under uvicorn on a free port, with a database and bucket of its own."""
+    name = f"fuzz_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_create_database(stack, name))
+    port = free_port()
+    env = {
+        **os.environ,
+        **stack.to_env(),
+        "EVENTKIT_PG_DSN": stack.pg_dsn(name),
+        "EVENTKIT_LOG_JSON": "true",
+        "MEDIA_BUCKET": f"fuzz-{uuid.uuid4().hex[:12]}",
+        "MEDIA_IDENTITY_URL": jwks_url,
+    }
+    log_path = tmp_path_factory.mktemp("media") / "api.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "media_service.entrypoints.api:app",
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"media did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def candidate() -> dict[str, str]:
+    token = issue_token(
+        KEYPAIR,
+        subject=str(uuid.uuid4()),
+        kind="candidate",
+        roles=["candidate"],
+        issuer=IDENTITY_ISSUER,
+        ttl=timedelta(hours=1),
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@schema.parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_no_input_makes_a_server_error(
+    case: schemathesis.Case, server: str, candidate: dict[str, str]
+) -> None:
+    response = case.call(base_url=server, headers=candidate, timeout=30)
+    assert response.status_code < 500, (
+        f"{case.method} {case.path} -> {response.status_code}: {response.text[:500]}"
+    )

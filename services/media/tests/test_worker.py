@@ -1,0 +1,112 @@
+"""Media's worker as a process on the real stack: it relays photo events to Kafka, learns pins
+from application events on Kafka (once, however often they are delivered), and sweeps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from contracts.application import EXEMPTION_STREAM
+from contracts.media import PHOTO_TOPIC
+from devstack.endpoints import Endpoints
+from eventkit.envelope import EventEnvelope
+from eventkit.testing import eventually, publish, read_topic
+from media_service import bootstrap
+from media_service.adapters.storage import ObjectStore, all_keys
+from media_service.entrypoints.worker import route
+
+ALICE = uuid.UUID("00000000-0000-4000-8000-00000000a11c")
+
+
+@pytest.mark.unit
+def test_only_the_photo_stream_is_published() -> None:
+    assert route("media.photo") == PHOTO_TOPIC == "media.photo.v1"
+    assert route("media.anything_else") is None
+
+
+@pytest.mark.integration
+async def test_the_worker_relays_pins_and_sweeps(
+    media: bootstrap.Media, media_pool: asyncpg.Pool, objects: ObjectStore, database: str,
+    stack: Endpoints, pictures: Any, app_events: Callable[..., EventEnvelope], tmp_path: Path,
+) -> None:  # fmt: skip
+    photo = await media.photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
+    orphan_id = uuid.uuid4()
+    await media_pool.execute(
+        "INSERT INTO media.pending_uploads (photo_id, owner_id, started_at)"
+        " VALUES ($1, $2, now() - interval '2 hours')",
+        orphan_id,
+        ALICE,
+    )
+    for key in all_keys(orphan_id):
+        await objects.put(key, b"orphan", "image/jpeg", {})
+
+    env = {
+        **os.environ,
+        **stack.to_env(),
+        "EVENTKIT_PG_DSN": database,
+        "EVENTKIT_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "EVENTKIT_LOG_JSON": "true",
+        "MEDIA_BUCKET": objects.bucket,
+        "MEDIA_SWEEP_INTERVAL_SECONDS": "0.5",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "media_service.entrypoints.worker", env=env, stderr=log
+        )
+    try:
+
+        async def relayed() -> bool:
+            try:
+                messages = await read_topic(stack.kafka_bootstrap, PHOTO_TOPIC)
+            except Exception:
+                return False
+            return any(
+                m.envelope
+                and m.envelope.stream_id == str(photo.photo_id)
+                and m.envelope.event_type == "PhotoUploaded"
+                and m.key == str(photo.photo_id).encode()
+                for m in messages
+            )
+
+        await eventually(relayed, timeout=60, interval=0.5)
+
+        submitted = app_events("ApplicationSubmitted", [str(photo.photo_id)], candidate_id=ALICE)
+        # Delivered twice (a producer retry, a replayed partition): applied once.
+        await publish(stack.kafka_bootstrap, EXEMPTION_STREAM.topic, [submitted, submitted])
+
+        async def pinned() -> bool:
+            count = await media_pool.fetchval(
+                "SELECT count(*) FROM media_usage.pins WHERE photo_id = $1", photo.photo_id
+            )
+            return bool(count)
+
+        await eventually(pinned, timeout=60, interval=0.25)
+        assert (await media.photos.owned(ALICE))[0].pinned
+
+        async def swept() -> bool:
+            return not set(all_keys(orphan_id)) & set(await objects.list_keys())
+
+        await eventually(swept, timeout=30, interval=0.25)
+        assert await media_pool.fetchval("SELECT count(*) FROM media.pending_uploads") == 0
+        assert (
+            await media_pool.fetchval(
+                "SELECT count(*) FROM media_usage._inbox WHERE event_id = $1", submitted.event_id
+            )
+            == 1
+        )
+        assert await media_pool.fetchval("SELECT count(*) FROM media_usage.pins") == 1
+    finally:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(worker.wait(), timeout=30)
+    assert code == 0, log_path.read_text()[-3000:]
