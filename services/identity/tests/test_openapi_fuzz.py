@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
 import asyncpg
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from devstack import Endpoints
 from identity_service.entrypoints.api import build_app
+from servicekit.testing import serve
 
 pytestmark = pytest.mark.integration
 
 schema = schemathesis.openapi.from_dict(build_app().openapi())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _create_database(stack: Endpoints, name: str) -> None:
@@ -45,37 +34,11 @@ def server(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """identity's API under uvicorn on a free port, on a database of its own."""
     name = f"fuzz_{uuid.uuid4().hex[:10]}"
     asyncio.run(_create_database(stack, name))
-    port = free_port()
     env = {**os.environ, "EVENTKIT_PG_DSN": stack.pg_dsn(name), "EVENTKIT_LOG_JSON": "true"}
     log_path = tmp_path_factory.mktemp("identity") / "api.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "identity_service.entrypoints.api:app",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"identity did not start: {process.stderr.read().decode()[-2000:]}"
-                )  # type: ignore[union-attr]
-            time.sleep(0.2)
+    with serve("identity_service.entrypoints.api:app", env, log_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
-        assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 
 @schema.parametrize()

@@ -6,18 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncpg
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -25,18 +20,12 @@ from hypothesis import HealthCheck, settings
 from devstack import Endpoints
 from media_service.entrypoints.api import build_app
 from servicekit.signing import IDENTITY_ISSUER, Ed25519KeyPair, issue_token, jwks
+from servicekit.testing import serve
 
 pytestmark = pytest.mark.integration
 
 schema = schemathesis.openapi.from_dict(build_app().openapi())
 KEYPAIR = Ed25519KeyPair.generate("fuzz")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _create_database(stack: Endpoints, name: str) -> None:
@@ -76,7 +65,6 @@ def server(
     """media's API under uvicorn on a free port, with a database and bucket of its own."""
     name = f"fuzz_{uuid.uuid4().hex[:10]}"
     asyncio.run(_create_database(stack, name))
-    port = free_port()
     env = {
         **os.environ,
         **stack.to_env(),
@@ -86,31 +74,9 @@ def server(
         "MEDIA_IDENTITY_URL": jwks_url,
     }
     log_path = tmp_path_factory.mktemp("media") / "api.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "media_service.entrypoints.api:app",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"media did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
+    with serve("media_service.entrypoints.api:app", env, log_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -89,12 +89,15 @@ def check_kafka(ep: Endpoints, timeout: float = 3.0) -> None:
 
 def s3_client(ep: Endpoints, timeout: float = 10.0, attempts: int = 1) -> Any:
     """A boto3 S3 client for the stack's endpoint (path-style addressing, SigV4)."""
-    import boto3  # type: ignore[import-untyped]
-    from botocore.config import Config  # type: ignore[import-untyped]
+    import boto3
+    from botocore.config import Config
 
     return boto3.client(
         "s3",
-        **ep.s3_client_kwargs(),
+        endpoint_url=ep.s3_endpoint,
+        aws_access_key_id=ep.s3_access_key,
+        aws_secret_access_key=ep.s3_secret_key,
+        region_name=ep.s3_region,
         config=Config(
             connect_timeout=timeout,
             read_timeout=timeout,
