@@ -40,6 +40,27 @@ SERVICES = (
 )
 
 
+@dataclass(frozen=True)
+class Sandbox:
+    """A local stand-in for an external provider (tools/sandboxes), run as its own process."""
+
+    name: str
+    command: str  # `sandboxes <command>`
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Where it listens."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+SANDBOXES = (
+    Sandbox("chsi-sandbox", "chsi", 8201),
+    Sandbox("neea-sandbox", "neea", 8202),
+)
+SANDBOX_CLI = Path("tools/sandboxes/src/sandboxes/cli.py")
+
+
 def service_env(service: Service, endpoints: Endpoints) -> dict[str, str]:
     """The environment of one service's processes: its database, Kafka, S3, and the peers' URLs."""
     env = {
@@ -52,6 +73,8 @@ def service_env(service: Service, endpoints: Endpoints) -> dict[str, str]:
     for peer in SERVICES:
         key = peer.name.upper().replace("-", "_")
         env[f"SERVICE_URL_{key}"] = f"http://127.0.0.1:{peer.port}"
+    for sandbox in SANDBOXES:
+        env[f"PROVIDER_URL_{sandbox.command.upper()}"] = sandbox.url
     return env
 
 
@@ -69,6 +92,19 @@ def launch(root: Path, endpoints: Endpoints, logs: Path) -> list[Launched]:
     """Start the API and worker of every service that has them; returns what was started."""
     logs.mkdir(parents=True, exist_ok=True)
     started: list[Launched] = []
+    if (root / SANDBOX_CLI).exists():
+        for sandbox in SANDBOXES:
+            command = [sys.executable, "-m", "sandboxes.cli", sandbox.command,
+                       "--host", "127.0.0.1", "--port", str(sandbox.port)]  # fmt: skip
+            if sandbox.command == "chsi":  # the approve page's links must point back at it
+                command += ["--public-url", sandbox.url]
+            log_path = logs / f"{sandbox.name}.log"
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            started.append(Launched(Service(sandbox.name, "sandboxes", "", sandbox.port), "api",
+                                    process, log_path))  # fmt: skip
     for service in SERVICES:
         env = {**os.environ, **service_env(service, endpoints)}
         commands = {
