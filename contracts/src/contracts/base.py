@@ -230,6 +230,12 @@ def mask_mobile(mobile: str) -> str:
     return f"{value[:3]}****{value[-4:]}"
 
 
+# DEV ONLY, public (it is in the repository): the fingerprint key a laptop and the tests use. Every
+# service that matches ID numbers by fingerprint (identity, credential-verify) gets the same
+# production key from the secret store instead.
+DEV_ONLY_ID_FINGERPRINT_KEY = b"DEV-ONLY lookup key: not in prod"
+
+
 def fingerprint_id_number(id_number: str, key: bytes) -> str:
     """The matching form of an ID-card number: HMAC-SHA256 (hex) of its normalised text."""
     value = id_number.strip().upper()

@@ -192,6 +192,19 @@ class EventStore:
             rows = await conn.fetch(_LOAD, stream_type, stream_id, after_version)
         return [envelope_from_row(r) for r in rows]
 
+    async def version(self, stream_type: str, stream_id: str, *, conn: Conn | None = None) -> int:
+        """The stream's current version: its last event's number, 0 for an unknown stream."""
+        query = (
+            "SELECT coalesce(max(stream_version), 0) FROM eventkit.events"
+            " WHERE stream_type = $1 AND stream_id = $2"
+        )
+        if conn is None:
+            async with self._pool.acquire() as own:
+                value = await own.fetchval(query, stream_type, stream_id)
+        else:
+            value = await conn.fetchval(query, stream_type, stream_id)
+        return int(value)
+
     async def event(self, event_id: uuid.UUID) -> EventEnvelope | None:
         """One event by id."""
         async with self._pool.acquire() as conn:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
+import uvicorn
+from starlette.types import ASGIApp
 
 
 def free_port() -> int:
@@ -23,11 +26,17 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    app: str, env: Mapping[str, str], log_path: Path, *, timeout: float = 60.0
+    app: str,
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    timeout: float = 60.0,
+    port: int | None = None,
+    ready_path: str = "/readyz",
 ) -> Iterator[str]:
-    """Run `app` ("package.module:app") under uvicorn until its /readyz answers 200; yield its
+    """Run `app` ("package.module:app") under uvicorn until `ready_path` answers 200; yield its
     base URL; stop it afterwards. Its output goes to `log_path`, never to an unread pipe."""
-    port = free_port()
+    port = port or free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
@@ -41,7 +50,7 @@ def serve(
     try:
         while True:
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{ready_path}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -56,3 +65,27 @@ def serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@asynccontextmanager
+async def serve_in_process(
+    app: ASGIApp, *, port: int | None = None, timeout: float = 20.0
+) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free port inside this event loop (a real socket, so
+    other processes can call it back); yield its base URL. The app's lifespan is not run: wire
+    its state before entering."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise RuntimeError("the in-process server did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=timeout)

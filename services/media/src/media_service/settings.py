@@ -18,7 +18,9 @@ from media_service.service_layer.photos import Limits
 class MediaSettings(BaseSettings):
     """MEDIA_* variables (S3 falls back to DEVSTACK_S3_*, identity to SERVICE_URL_IDENTITY)."""
 
-    model_config = SettingsConfigDict(env_prefix="MEDIA_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIA_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     s3_endpoint: str = Field(
         default="http://127.0.0.1:58333",

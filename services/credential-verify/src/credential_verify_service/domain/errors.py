@@ -205,3 +205,29 @@ class CallbackMalformed(CredentialError):
 
     def __init__(self, detail_en: str = "the callback body does not match the protocol") -> None:
         super().__init__("回调内容格式不正确", detail_en)
+
+
+class CandidateNotSynced(CredentialError):
+    """The candidate's registration has not reached this service yet (seconds, normally)."""
+
+    code = "credential.candidate_not_synced"
+    status = 503
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "账户信息正在同步，请稍后再试", "the candidate's registration event has not arrived yet"
+        )
+
+
+class IdNumberNotYours(CredentialError):
+    """The ID number given is not the signed-in candidate's."""
+
+    code = "credential.id_number_not_yours"
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            "身份证号与您的账户信息不一致，只能核验本人的证书",
+            "the ID number does not match the candidate's fingerprint",
+        )

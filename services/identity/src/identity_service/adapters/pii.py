@@ -12,13 +12,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.base import fingerprint_id_number
+from contracts.base import DEV_ONLY_ID_FINGERPRINT_KEY, fingerprint_id_number
 
 # DEV ONLY. These keys are public (they are in the repository): they exist so that a laptop and
 # the test suite run without configuration. Production sets IDENTITY_PII_KEY and
 # IDENTITY_LOOKUP_KEY from the secret store; `PiiSettings.uses_dev_keys` tells the caller.
 DEV_ONLY_PII_KEY = base64.b64encode(b"DEV-ONLY pii key: never in prod!").decode()
-DEV_ONLY_LOOKUP_KEY = base64.b64encode(b"DEV-ONLY lookup key: not in prod").decode()
+DEV_ONLY_LOOKUP_KEY = base64.b64encode(DEV_ONLY_ID_FINGERPRINT_KEY).decode()
 
 PURPOSE_ROSTER_ID_NUMBER = "identity.roster.id_number"
 """Associated data for the roster's ID-number column: a ciphertext moved elsewhere won't open."""
