@@ -40,6 +40,8 @@ async def test_qr_authorisation_is_completed_by_the_signed_callback(
     assert qr["status"] == "requested"
     assert qr["qr_png"].startswith("data:image/png;base64,")
     assert qr["qr_svg"].lstrip().startswith(("<?xml", "<svg"))
+    again = await start(running, auth, zhang)  # pressed twice: the same live QR code
+    assert again["authorization_id"] == qr["authorization_id"]
     page = await chsi_app(qr["qr_content"]).decide(zhang, "approve", ["chsi-rec-0001"])
     assert page.status_code == 200, page.text
 
@@ -66,6 +68,8 @@ async def test_qr_authorisation_is_completed_by_the_signed_callback(
     assert any(course.get("code") == "00242" for course in degree["transcript"])
     events = [r["event_type"] for r in await running.events()]
     assert events == ["DegreeAuthorizationRequested", "DegreesVerified"]
+    fresh = await start(running, auth, zhang)  # once decided, a new one is opened
+    assert fresh["authorization_id"] != qr["authorization_id"]
     payload = (await running.events("DegreesVerified"))[0]["payload"]
     assert "140105199003152018" not in json.dumps(payload, ensure_ascii=False)
 

@@ -59,6 +59,7 @@ DEGREE_REF_NAMESPACE = uuid.UUID("6f1c8a52-3e0b-4f7e-9d51-8a7c2b0e4d19")
 VERIFICATION_VALIDITY = timedelta(days=180)  # CHSI: a verification may be relied on this long
 LATE_CALLBACK_GRACE = timedelta(seconds=30)
 ABANDON_AFTER = timedelta(days=1)  # an authorisation CHSI cannot tell us about expires anyway
+REUSE_QR_WHILE = timedelta(minutes=1)  # an open QR code with this much life left is reused
 
 
 def degree_ref_of(candidate_id: uuid.UUID, record_id: str) -> uuid.UUID:
@@ -260,9 +261,23 @@ class Degrees:
     # -- QR authorisation -------------------------------------------------------------------
 
     async def start_qr(self, candidate_id: uuid.UUID, *, correlation_id: uuid.UUID) -> QrCode:
-        """获取学信网二维码: open an authorisation with CHSI and return its QR code."""
+        """获取学信网二维码: open an authorisation with CHSI and return its QR code.
+
+        While the candidate's latest QR code still has a minute to live, the same one is
+        returned: pressing the button again does not open authorisation after authorisation.
+        """
         async with self._pool.acquire() as conn:
             await self._candidate(conn, candidate_id)
+            open_row = await conn.fetchrow(
+                "SELECT * FROM credential.authorizations WHERE candidate_id = $1"
+                " AND method = 'qr_code' AND status = 'requested' AND expires_at > $2"
+                " ORDER BY created_at DESC LIMIT 1",
+                candidate_id,
+                self._now() + REUSE_QR_WHILE,
+            )
+        if open_row is not None:
+            content = open_row["qr_content"]
+            return QrCode(_view(open_row), png=qr.qr_png(content), svg=qr.qr_svg(content))
         authorization_id = self._new_id()
         created = await self._chsi.create_authorization(authorization_id, self._callback_url)
         metadata = Metadata(
