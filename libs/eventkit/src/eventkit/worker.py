@@ -6,7 +6,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import asyncpg
+
+from eventkit.db import create_pool
+from eventkit.kafka import TopicSpec, ensure_topics
+from eventkit.logs import configure_logging
+from eventkit.relay import OutboxRelay
+from eventkit.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +56,65 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+
+def every(interval: float, task: Callable[[], Awaitable[object]]) -> Component:
+    """A component running `task` every `interval` seconds until stopped (sweeps, expiries)."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await task()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    return run
+
+
+Extras = Callable[
+    [asyncpg.Pool, PlatformSettings], AbstractAsyncContextManager[Mapping[str, Component]]
+]
+"""The service's own components beside the relay, built on the worker's pool, closed after."""
+
+
+async def run_service_worker(
+    name: str,
+    routes: Mapping[str, str],
+    *,
+    prepare: Callable[[str], Awaitable[None]],
+    consumed_topics: Sequence[str] = (),
+    extras: Extras | None = None,
+    pool_size: int = 6,
+) -> None:
+    """The worker process of a service, until SIGTERM or SIGINT.
+
+    Prepares the database (`prepare(dsn)`: migrations, projection schemas), creates the topics
+    it publishes (`routes`: stream type -> topic; other streams stay private) and consumes, then
+    supervises the outbox relay and the service's `extras`.
+    """
+    platform = PlatformSettings()
+    configure_logging(f"{name}-worker", platform.log_level, json_lines=platform.log_json)
+    dsn = platform.pg_dsn.get_secret_value()
+    await prepare(dsn)
+    topics = sorted({*routes.values(), *consumed_topics})
+    created = await ensure_topics(
+        platform.kafka_bootstrap,
+        [TopicSpec(t, platform.topic_partitions, platform.topic_replication) for t in topics],
+    )
+    if created:
+        log.info("topics created", extra={"topics": created})
+    pool = await create_pool(dsn, min_size=2, max_size=pool_size)
+    relay = OutboxRelay(
+        pool,
+        routes.get,
+        name=name,
+        bootstrap=platform.kafka_bootstrap,
+        batch_size=platform.relay_batch_size,
+    )
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            own = await stack.enter_async_context(extras(pool, platform)) if extras else {}
+            await supervise({"relay": relay.run, **own}, stop)
+    finally:
+        await pool.close()

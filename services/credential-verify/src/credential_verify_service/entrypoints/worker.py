@@ -4,8 +4,11 @@ QR authorisations whose callback never came."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import asyncpg
 
 from contracts.credential import CERTIFICATE_STREAM, DEGREE_STREAM
 from contracts.identity import CANDIDATE_STREAM
@@ -14,12 +17,8 @@ from credential_verify_service.adapters.candidates import Candidates
 from credential_verify_service.service_layer.degrees import Degrees
 from credential_verify_service.settings import CredentialSettings
 from eventkit.consumer import KafkaProjectionRunner
-from eventkit.db import create_pool
-from eventkit.kafka import TopicSpec, ensure_topics
-from eventkit.logs import configure_logging
-from eventkit.relay import OutboxRelay
 from eventkit.settings import PlatformSettings
-from eventkit.worker import Component, install_signal_handlers, supervise
+from eventkit.worker import Component, every, run_service_worker
 
 log = logging.getLogger(__name__)
 
@@ -35,54 +34,41 @@ def route(stream_type: str) -> str | None:
 def expiry_sweeper(degrees: Degrees, interval: float) -> Component:
     """A supervised component: settle lapsed authorisations every `interval` seconds."""
 
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            settled = await degrees.sweep_lapsed()
-            if settled:
-                log.info("lapsed authorisations settled", extra={"settled": settled})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+    async def settle() -> None:
+        settled = await degrees.sweep_lapsed()
+        if settled:
+            log.info("lapsed authorisations settled", extra={"settled": settled})
 
-    return run
+    return every(interval, settle)
+
+
+@asynccontextmanager
+async def components(
+    pool: asyncpg.Pool, platform: PlatformSettings
+) -> AsyncIterator[Mapping[str, Component]]:
+    """The candidates projection and the expiry sweep, on the worker's pool."""
+    settings = CredentialSettings()
+    service = bootstrap.wire(pool, settings)
+    candidates = KafkaProjectionRunner(pool, Candidates(), bootstrap=platform.kafka_bootstrap)
+    try:
+        yield {
+            "candidates": candidates.run,
+            "expiry": expiry_sweeper(service.degrees, settings.expiry_sweep_seconds),
+        }
+    finally:
+        await service.chsi.aclose()
+        await service.neea.aclose()
 
 
 async def run() -> None:
     """Run until SIGTERM or SIGINT."""
-    platform = PlatformSettings()
-    settings = CredentialSettings()
-    configure_logging("credential-verify-worker", platform.log_level, json_lines=platform.log_json)
-    dsn = platform.pg_dsn.get_secret_value()
-    await bootstrap.prepare_database(dsn)
-    topics = sorted({*ROUTES.values(), *CONSUMED_TOPICS})
-    created = await ensure_topics(
-        platform.kafka_bootstrap,
-        [TopicSpec(t, platform.topic_partitions, platform.topic_replication) for t in topics],
+    await run_service_worker(
+        "credential-verify",
+        ROUTES,
+        prepare=bootstrap.prepare_database,
+        consumed_topics=CONSUMED_TOPICS,
+        extras=components,
     )
-    if created:
-        log.info("topics created", extra={"topics": created})
-    pool = await create_pool(dsn, min_size=2, max_size=6)
-    service = bootstrap.wire(pool, settings)
-    relay = OutboxRelay(
-        pool,
-        route,
-        name="credential-verify",
-        bootstrap=platform.kafka_bootstrap,
-        batch_size=platform.relay_batch_size,
-    )
-    candidates = KafkaProjectionRunner(pool, Candidates(), bootstrap=platform.kafka_bootstrap)
-    stop = asyncio.Event()
-    install_signal_handlers(stop)
-    try:
-        await supervise(
-            {
-                "relay": relay.run,
-                "candidates": candidates.run,
-                "expiry": expiry_sweeper(service.degrees, settings.expiry_sweep_seconds),
-            },
-            stop,
-        )
-    finally:
-        await service.close()
 
 
 def main() -> None:

@@ -4,18 +4,17 @@ and sweeps orphaned uploads, unused photos and deleted photos' objects."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import asyncpg
 
 from contracts.application import EXEMPTION_STREAM
 from contracts.media import PHOTO_STREAM
 from eventkit.consumer import KafkaProjectionRunner
-from eventkit.db import create_pool
-from eventkit.kafka import TopicSpec, ensure_topics
-from eventkit.logs import configure_logging
-from eventkit.relay import OutboxRelay
 from eventkit.settings import PlatformSettings
-from eventkit.worker import Component, install_signal_handlers, supervise
+from eventkit.worker import Component, every, run_service_worker
 from media_service import bootstrap
 from media_service.adapters.storage import ObjectStore
 from media_service.adapters.usage import PhotoUsage
@@ -36,63 +35,50 @@ def route(stream_type: str) -> str | None:
 def sweeper(photos: Photos, interval: float) -> Component:
     """A supervised component: one sweep pass every `interval` seconds until stopped."""
 
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            report = await photos.sweep()
-            if report.total or report.failures:
-                log.info(
-                    "sweep",
-                    extra={
-                        "orphans_removed": report.orphans_removed,
-                        "unused_deleted": report.unused_deleted,
-                        "purged": report.purged,
-                        "failures": report.failures,
-                    },
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+    async def sweep() -> None:
+        report = await photos.sweep()
+        if report.total or report.failures:
+            log.info(
+                "sweep",
+                extra={
+                    "orphans_removed": report.orphans_removed,
+                    "unused_deleted": report.unused_deleted,
+                    "purged": report.purged,
+                    "failures": report.failures,
+                },
+            )
 
-    return run
+    return every(interval, sweep)
+
+
+@asynccontextmanager
+async def components(
+    pool: asyncpg.Pool, platform: PlatformSettings
+) -> AsyncIterator[Mapping[str, Component]]:
+    """The usage projection and the sweeper, on the worker's pool."""
+    settings = MediaSettings()
+    objects = ObjectStore(settings.storage())
+    media = bootstrap.wire(pool, objects, settings)
+    usage = KafkaProjectionRunner(pool, PhotoUsage(), bootstrap=platform.kafka_bootstrap)
+    try:
+        yield {
+            "usage": usage.run,
+            "sweeper": sweeper(media.photos, settings.sweep_interval_seconds),
+        }
+    finally:
+        media.photos.close()
+        objects.close()
 
 
 async def run() -> None:
     """Run until SIGTERM or SIGINT."""
-    platform = PlatformSettings()
-    settings = MediaSettings()
-    configure_logging("media-worker", platform.log_level, json_lines=platform.log_json)
-    dsn = platform.pg_dsn.get_secret_value()
-    await bootstrap.prepare_database(dsn)
-    topics = sorted({*ROUTES.values(), *CONSUMED_TOPICS})
-    created = await ensure_topics(
-        platform.kafka_bootstrap,
-        [TopicSpec(t, platform.topic_partitions, platform.topic_replication) for t in topics],
+    await run_service_worker(
+        "media",
+        ROUTES,
+        prepare=bootstrap.prepare_database,
+        consumed_topics=CONSUMED_TOPICS,
+        extras=components,
     )
-    if created:
-        log.info("topics created", extra={"topics": created})
-    pool = await create_pool(dsn, min_size=2, max_size=6)
-    objects = ObjectStore(settings.storage())
-    media = bootstrap.wire(pool, objects, settings)
-    relay = OutboxRelay(
-        pool,
-        route,
-        name="media",
-        bootstrap=platform.kafka_bootstrap,
-        batch_size=platform.relay_batch_size,
-    )
-    usage = KafkaProjectionRunner(pool, PhotoUsage(), bootstrap=platform.kafka_bootstrap)
-    stop = asyncio.Event()
-    install_signal_handlers(stop)
-    try:
-        await supervise(
-            {
-                "relay": relay.run,
-                "usage": usage.run,
-                "sweeper": sweeper(media.photos, settings.sweep_interval_seconds),
-            },
-            stop,
-        )
-    finally:
-        await media.close()
 
 
 def main() -> None:
