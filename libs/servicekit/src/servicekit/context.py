@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Collection
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventkit.logs import correlation_id
@@ -107,3 +108,12 @@ class RequestContext:
                 },
             )
             correlation_id.reset(token)
+
+
+def correlation_id_of(request: Request) -> uuid.UUID:
+    """The request id as the correlation id of the events a request causes (a fresh one if the
+    caller's X-Request-ID is not a UUID)."""
+    try:
+        return uuid.UUID(str(getattr(request.state, "request_id", "")))
+    except ValueError:
+        return uuid.uuid4()

@@ -22,6 +22,7 @@ from eventkit.logs import configure_logging
 from eventkit.settings import PlatformSettings
 from servicekit.app import create_app
 from servicekit.auth import CurrentCandidate, JwksClient, TokenVerifier
+from servicekit.context import correlation_id_of
 from servicekit.signing import IDENTITY_ISSUER
 
 BASE = "/api/credentials"
@@ -173,13 +174,6 @@ def _service(request: Request) -> bootstrap.CredentialVerify:
 Service = Annotated[bootstrap.CredentialVerify, Depends(_service)]
 
 
-def _correlation(request: Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(getattr(request.state, "request_id", "")))
-    except ValueError:
-        return uuid.uuid4()
-
-
 def attach(app: FastAPI, service: bootstrap.CredentialVerify, verifier: TokenVerifier) -> None:
     """Give the app its wired service and token verifier."""
     app.state.credential = service
@@ -224,7 +218,7 @@ def build_app(
     async def start_qr(request: Request, service: Service, candidate: CurrentCandidate) -> QrRead:
         """获取学信网二维码: open a CHSI authorisation and get its QR code."""
         qr = await service.degrees.start_qr(
-            uuid.UUID(candidate.account_id), correlation_id=_correlation(request)
+            uuid.UUID(candidate.account_id), correlation_id=correlation_id_of(request)
         )
         base = AuthorizationRead.of(qr.authorization)
         return QrRead(
@@ -269,7 +263,7 @@ def build_app(
         """在线验证码: verify a degree by its CHSI online verification code."""
         candidate_id = uuid.UUID(candidate.account_id)
         view, verified = await service.degrees.redeem_code(
-            candidate_id, body.code, correlation_id=_correlation(request)
+            candidate_id, body.code, correlation_id=correlation_id_of(request)
         )
         refs = {degree.degree_ref for degree in verified}
         mine = await service.degrees.degrees(candidate_id)
@@ -297,7 +291,7 @@ def build_app(
             body.exam,
             body.certificate_number,
             body.id_number,
-            correlation_id=_correlation(request),
+            correlation_id=correlation_id_of(request),
         )
         return CheckRead.of(view)
 

@@ -30,6 +30,7 @@ from servicekit.auth import (
     Principal,
     TokenVerifier,
 )
+from servicekit.context import correlation_id_of
 from servicekit.signing import IDENTITY_ISSUER
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,6 @@ def viewer_of(principal: Principal) -> Viewer:
     )
 
 
-def correlation_of(request: Request) -> uuid.UUID:
-    """The request id as a correlation id when it is a UUID, else a fresh one."""
-    try:
-        return uuid.UUID(str(getattr(request.state, "request_id", "")))
-    except ValueError:
-        return uuid.uuid4()
-
-
 def attach(app: FastAPI, media: bootstrap.Media, verifier: TokenVerifier) -> None:
     """Give the app its wired service and token verifier."""
     app.state.media = media
@@ -179,7 +172,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
     async def upload(request: Request, media: Service, candidate: CurrentCandidate) -> PhotoRead:
         """上传证书照片: JPG or PNG, at most 3 MB, larger than 800×600 (multipart field `file`)."""
         owner_id = uuid.UUID(candidate.account_id)
-        correlation_id = correlation_of(request)
+        correlation_id = correlation_id_of(request)
         async with media.photos.admission():
             try:
                 declared = _declared_length(request)
