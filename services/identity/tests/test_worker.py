@@ -12,7 +12,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from contracts.identity import CANDIDATE_TOPIC
+from contracts.identity import (
+    CANDIDATE_TOPIC,
+    CandidateProfileField,
+    CandidateProfileUpdated,
+)
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.store import EventStore
 from eventkit.testing import eventually, read_topic
@@ -32,7 +36,11 @@ async def test_the_worker_relays_candidate_events(
 ) -> None:
     store = EventStore(identity_pool)
     stream_id = str(uuid.uuid4())
-    event = NewEvent(event_type="CandidateProfileUpdated", payload={"candidate_id": stream_id})
+    event = NewEvent.of(
+        CandidateProfileUpdated(
+            candidate_id=uuid.UUID(stream_id), changed_fields=[CandidateProfileField.EMAIL]
+        )
+    )
     await store.append(
         "identity.candidate", stream_id, 0, [event], Metadata(actor=Actor.system("t"))
     )
