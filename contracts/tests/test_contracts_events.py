@@ -113,6 +113,8 @@ def test_the_registry_knows_every_architecture_event() -> None:
             "ApplicationWithdrawn",
             "ApplicationReturnedToCandidate",
             "ApplicationDecided",
+            "ApplicationWindowOpened",
+            "ApplicationWindowClosed",
         },
         "review": {"ReviewClaimed", "ApplicationReturned", "ApplicationApproved"},
     }

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from contracts import _examples as ex
 from contracts.base import (
@@ -40,6 +40,14 @@ EXEMPTION_STREAM = Stream(
     description="免考申请: one stream per ExemptionApplication",
 )
 EXEMPTION_TOPIC = EXEMPTION_STREAM.topic
+WINDOW_STREAM = Stream(
+    service="application",
+    stream_type="application.window",
+    topic="application.window.v1",
+    id_field="window_id",
+    description="申请时段: one stream per application window, opened and closed by ops",
+)
+WINDOW_TOPIC = WINDOW_STREAM.topic
 
 MAX_CERTIFICATES = 4
 MAX_MAJORS = 2
@@ -340,10 +348,52 @@ class ApplicationDecided(ContractEvent):
     )
 
 
+_WINDOW_EXAMPLE: dict[str, Any] = {
+    "window_id": ex.WINDOW_ID,
+    "name": "2025年上半年免考申请",
+    "opens_at": "2025-03-01T08:00:00+08:00",
+    "applications_close_at": "2025-03-10T17:00:00+08:00",
+    "point_review_close_at": "2025-03-20T17:00:00+08:00",
+    "province_review_close_at": "2025-04-05T17:00:00+08:00",
+    "results_published_at": "2025-04-10T09:00:00+08:00",
+}
+
+
+class ApplicationWindowOpened(ContractEvent):
+    """申请时段开放: ops opened a window with its deadlines (apply, 初审, 复审, results)."""
+
+    event_type: ClassVar[str] = "ApplicationWindowOpened"
+    stream: ClassVar[Stream] = WINDOW_STREAM
+    model_config = ConfigDict(json_schema_extra={"examples": [_WINDOW_EXAMPLE]})
+
+    window_id: WindowId = Field(description="the stream id")
+    name: str = Field(min_length=1, max_length=100, description="申请时段名称")
+    opens_at: AwareDatetime = Field(description="candidates may apply from")
+    applications_close_at: AwareDatetime = Field(description="candidates apply until")
+    point_review_close_at: AwareDatetime = Field(description="确认点初审 until")
+    province_review_close_at: AwareDatetime = Field(description="省级复审 until")
+    results_published_at: AwareDatetime = Field(description="results are published at")
+
+
+class ApplicationWindowClosed(ContractEvent):
+    """申请时段关闭: ops closed a window early; no application or resubmission is taken."""
+
+    event_type: ClassVar[str] = "ApplicationWindowClosed"
+    stream: ClassVar[Stream] = WINDOW_STREAM
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"window_id": ex.WINDOW_ID, "reason": "政策调整，本次申请提前结束"}]
+        }
+    )
+
+    window_id: WindowId = Field(description="the stream id")
+    reason: ReasonText = Field(description="why it was closed, shown to candidates")
+
+
 CONTRACT = ServiceContract(
     service="application",
     package="application",
-    streams=(EXEMPTION_STREAM,),
+    streams=(EXEMPTION_STREAM, WINDOW_STREAM),
     events=(
         ApplicationDrafted,
         CertificateAdded,
@@ -353,5 +403,7 @@ CONTRACT = ServiceContract(
         ApplicationWithdrawn,
         ApplicationReturnedToCandidate,
         ApplicationDecided,
+        ApplicationWindowOpened,
+        ApplicationWindowClosed,
     ),
 )
