@@ -56,13 +56,14 @@ def test_demo_old_plan_law_major(demo) -> None:
     assert demo.catalogue.major("580401", Plan.NEW) is None
 
 
-def test_demo_00019_is_practical_and_not_exemptible(demo) -> None:
+def test_demo_00019_is_practical_and_only_a_route_naming_it_exempts_it(demo) -> None:
     course = demo.catalogue.major("530605", Plan.NEW).course("00019")
     assert course.name == "计算机应用基础（实践）"
-    assert course.practical and not course.exemptible
+    assert course.practical and not course.exemptible  # never by the degree route
+    assert course.exemptible_by_certificate  # NCRE-1+ names it (DOMAIN.md)
     assert demo.catalogue.route("NCRE1").course_codes_for(
         demo.catalogue.major("530605", Plan.NEW)
-    ) == ("00018",)
+    ) == ("00018", "00019")
 
 
 def test_demo_thesis_and_suspension(demo) -> None:
@@ -111,7 +112,7 @@ def test_ncre2_and_nit_mis_exclude_computing_majors(demo) -> None:
     assert demo.catalogue.route("NCRE2").course_codes_for(cs) == ()
     assert demo.catalogue.route("NIT-MIS").course_codes_for(cs) == ()
     marketing = demo.catalogue.major("530605", Plan.NEW)
-    assert demo.catalogue.route("NCRE2").course_codes_for(marketing) == ("00018",)
+    assert demo.catalogue.route("NCRE2").course_codes_for(marketing) == ("00018", "00019")
 
 
 # --- broken files -------------------------------------------------------------------------------

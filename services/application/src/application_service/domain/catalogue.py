@@ -75,6 +75,12 @@ class Course:
         return not (self.practical or self.thesis or self.assessment is Assessment.ASSESSMENT)
 
     @property
+    def exemptible_by_certificate(self) -> bool:
+        """A route of the rule table may name a practical component outright (NCRE-1 → 00019
+        计算机应用基础（实践）); theses and 考查 courses stay excluded whatever the table says."""
+        return not (self.thesis or self.assessment is Assessment.ASSESSMENT)
+
+    @property
     def comparable_name(self) -> str:
         """The name as compared with a transcript's course names."""
         return normalise_course_name(self.name)
@@ -154,7 +160,11 @@ class Route:
         codes = []
         for route_course in self.courses:
             course = major.course(route_course.course_code)
-            if course is not None and course.exemptible and route_course.applies_to(major.level):
+            if (
+                course is not None
+                and course.exemptible_by_certificate
+                and route_course.applies_to(major.level)
+            ):
                 codes.append(course.code)
         return tuple(codes)
 

@@ -1,0 +1,962 @@
+# ruff: noqa: E501
+"""The ExemptionApplication aggregate: every command in every state, and its properties."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as note_label
+from hypothesis import strategies as st
+
+from application_service.domain import errors
+from application_service.domain.application import (
+    ApplicationStatus,
+    CertificateInput,
+    CourseClaim,
+    ExemptionApplication,
+)
+from application_service.domain.catalogue import (
+    Assessment,
+    Catalogue,
+    ConfirmationPoint,
+    Course,
+    CourseKind,
+    DegreeRules,
+    Level,
+    Major,
+    Plan,
+    Route,
+    RouteCourse,
+    build_catalogue,
+)
+from application_service.domain.evidence import (
+    CandidateFacts,
+    CertificateCheckFacts,
+    Evidence,
+    PhotoFacts,
+    TranscriptLine,
+    VerifiedDegreeFacts,
+)
+from application_service.domain.windows import ApplicationWindow
+from contracts.application import (
+    MAX_CERTIFICATES,
+    MAX_MAJORS,
+    ApplicationDecided,
+    ApplicationDrafted,
+    ApplicationResubmitted,
+    ApplicationReturnedToCandidate,
+    ApplicationSubmitted,
+    ApplicationWithdrawn,
+    CertificateAdded,
+    CertificateRemoved,
+)
+from contracts.base import (
+    CertificateKind,
+    ContractEvent,
+    CourseDecision,
+    CourseOutcome,
+    ReviewStage,
+)
+
+pytestmark = pytest.mark.unit
+
+# --- builders (kept in each module: pytest runs with --import-mode=importlib) ----------------
+
+CANDIDATE_ID = uuid.UUID("6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b")
+OTHER_ID = uuid.UUID("0b7e4c1a-9d2f-4a3b-8c5d-6e7f8a9b0c1d")
+APPLICATION_ID = uuid.UUID("2d9a6e3c-bf41-4c5d-ae7f-8091a2b3c4d5")
+WINDOW_ID = uuid.UUID("3eab7f4d-c052-4d6e-bf80-91a2b3c4d5e6")
+DEGREE_REF = uuid.UUID("50cd9162-e274-4f80-91a2-b3c4d5e6f708")
+CHECK_CET4 = uuid.UUID("61dea273-f385-4091-a2b3-c4d5e6f70819")
+CHECK_NCRE2 = uuid.UUID("61dea273-f385-4091-a2b3-c4d5e6f7081a")
+POINT = "140105"
+NOW = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
+
+
+def photo(n: int) -> uuid.UUID:
+    return uuid.UUID(int=1000 + n)
+
+
+def course(
+    code: str,
+    name: str,
+    credits: float | None,
+    kind: CourseKind = CourseKind.CORE,
+    **flags: Any,
+) -> Course:
+    return Course(code=code, name=name, credits=credits, kind=kind, **flags)
+
+
+LAW_COURSES = (
+    course("00223", "中国法制史", 4),
+    course("00242", "民法学", 7),
+    course("00243", "民事诉讼法学", 4),
+    course("00245", "刑法学", 6),
+    course("04729", "大学语文", 4, CourseKind.PUBLIC),
+    course("05677", "法理学", 5),
+    course("00012", "英语(一)", 6, CourseKind.PUBLIC),
+    course("00018", "计算机应用基础", 2, CourseKind.PUBLIC),
+    course("00019", "计算机应用基础（实践）", 1, CourseKind.PRACTICAL, practical=True),
+    course("00261", "行政法学", 4, CourseKind.ELECTIVE, assessment=Assessment.ASSESSMENT),
+    course("06999", "毕业论文", None, CourseKind.THESIS, thesis=True),
+)
+LAW = Major("580401", "法律事务", Level.JUNIOR_COLLEGE, Plan.OLD, courses=LAW_COURSES)
+LAW_NEW = Major("580401", "法律事务", Level.JUNIOR_COLLEGE, Plan.NEW, courses=LAW_COURSES)
+BA_LAW = Major(
+    "030101K",
+    "法学",
+    Level.BACHELOR,
+    Plan.OLD,
+    courses=(
+        course("00242", "民法学", 7),
+        course("00245", "刑法学", 6),
+        course("05677", "法理学", 4),
+        course("00015", "英语(二)", 14, CourseKind.PUBLIC),
+    ),
+)
+CS = Major(
+    "080901",
+    "计算机科学与技术",
+    Level.BACHELOR,
+    Plan.OLD,
+    family="computing",
+    courses=(
+        course("00015", "英语(二)", 14, CourseKind.PUBLIC),
+        course("00018", "计算机应用基础", 2, CourseKind.PUBLIC),
+        course("00051", "管理系统中计算机应用", 3),
+        course("00342", "高级语言程序设计", 4),
+    ),
+)
+STOPPED = Major(
+    "590108",
+    "停考专业",
+    Level.JUNIOR_COLLEGE,
+    Plan.OLD,
+    suspended=True,
+    courses=(course("00012", "英语(一)", 6, CourseKind.PUBLIC),),
+)
+BOTH = frozenset({Level.JUNIOR_COLLEGE, Level.BACHELOR})
+ROUTES = (
+    Route("CET4", "cet4_or_above", "大学英语四级及以上", courses=(RouteCourse("00012"), RouteCourse("00015", frozenset({Level.BACHELOR}))), exam="cet4"),
+    Route("CET4-425", "cet4_or_above", "CET成绩425分及以上", courses=(RouteCourse("00012"),), exam="cet4", min_score=425),
+    Route("CET6", "cet4_or_above", "大学英语六级", courses=(RouteCourse("00015"),), exam="cet6"),
+    Route("PETS2", "pets2_or_above", "PETS二级及以上", courses=(RouteCourse("00012"),), exam="pets", min_level=2),
+    Route("NCRE1", "ncre1_or_above", "NCRE一级及以上", courses=(RouteCourse("00018", BOTH),), exam="ncre", min_level=1),
+    Route("NCRE2", "ncre2_or_above", "NCRE二级及以上", courses=(RouteCourse("00018"), RouteCourse("00051")), exam="ncre", min_level=2, excluded_families=frozenset({"computing"})),
+    Route("NCRE2-C", "ncre2_or_above", "NCRE二级C语言", courses=(RouteCourse("00342"),), exam="ncre", min_level=2, subject="二级C语言程序设计"),
+    Route("DEGREE", "degree", "学历证书", courses=()),
+)  # fmt: skip
+
+
+def make_catalogue(version: str = "2025.1", **rules: Any) -> Catalogue:
+    return build_catalogue(
+        version,
+        [LAW, LAW_NEW, BA_LAW, CS, STOPPED],
+        [ConfirmationPoint(POINT, "太原市小店区")],
+        ROUTES,
+        DegreeRules(**rules) if rules else None,
+    )
+
+
+CATALOGUE = make_catalogue()
+
+
+def make_candidate(**changes: Any) -> CandidateFacts:
+    return CandidateFacts(candidate_id=CANDIDATE_ID, name="张三", **changes)
+
+
+CANDIDATE = make_candidate()
+
+
+def line(
+    name: str,
+    score: str | None = "82",
+    credits: float | None = 7,
+    hours: int | None = None,
+    code: str | None = None,
+    assessment: str | None = "examination",
+) -> TranscriptLine:
+    return TranscriptLine(name, code, credits, hours, score, assessment)
+
+
+TRANSCRIPT = (
+    line("民法学", "82", 7, code="00242"),
+    line("中国法制史", "良好", 4),
+    line("刑法学", "75", None, hours=108),
+    line("大学语文", "90", 4, assessment="assessment"),
+    line("法理学", "58", 5),
+    line("民事诉讼法学", "88", 2),
+    line("法 理 学（一）", "90", 5),
+)
+
+
+def make_degree(**changes: Any) -> VerifiedDegreeFacts:
+    values: dict[str, Any] = {
+        "degree_ref": DEGREE_REF,
+        "candidate_id": CANDIDATE_ID,
+        "level": "junior_college",
+        "institution": "山西大学",
+        "major_name": "法律事务",
+        "category": "普通高等教育",
+        "graduation_year": 2021,
+        "conclusion": "毕业",
+        "certificate_number": "101082021050001234",
+        "holder_matches_candidate": True,
+        "verified_at": datetime(2025, 3, 1, tzinfo=UTC),
+        "valid_until": date(2025, 8, 28),
+        "transcript": TRANSCRIPT,
+    }
+    values.update(changes)
+    return VerifiedDegreeFacts(**values)
+
+
+def make_check(check_id: uuid.UUID = CHECK_CET4, **changes: Any) -> CertificateCheckFacts:
+    values: dict[str, Any] = {
+        "check_id": check_id,
+        "candidate_id": CANDIDATE_ID,
+        "exam": "cet4",
+        "verified": True,
+        "score": 480,
+    }
+    values.update(changes)
+    return CertificateCheckFacts(**values)
+
+
+def make_evidence(
+    degrees: Sequence[VerifiedDegreeFacts] = (),
+    checks: Sequence[CertificateCheckFacts] = (),
+    photos: Sequence[PhotoFacts] | None = None,
+) -> Evidence:
+    if photos is None:
+        photos = [PhotoFacts(photo(n), CANDIDATE_ID) for n in range(10)]
+    return Evidence(
+        degrees={d.degree_ref: d for d in degrees},
+        checks={c.check_id: c for c in checks},
+        photos={p.photo_id: p for p in photos},
+    )
+
+
+EVIDENCE = make_evidence(
+    degrees=[make_degree()],
+    checks=[make_check(), make_check(CHECK_NCRE2, exam="ncre", level=2, score=None, subject="二级C语言程序设计")],
+)  # fmt: skip
+
+
+def make_window(**changes: Any) -> ApplicationWindow:
+    values: dict[str, Any] = {
+        "window_id": WINDOW_ID,
+        "name": "2025年上半年免考申请",
+        "opens_at": datetime(2025, 3, 1, tzinfo=UTC),
+        "applications_close_at": datetime(2025, 3, 20, tzinfo=UTC),
+        "point_review_close_at": datetime(2025, 4, 1, tzinfo=UTC),
+        "province_review_close_at": datetime(2025, 4, 15, tzinfo=UTC),
+        "results_published_at": datetime(2025, 4, 20, tzinfo=UTC),
+    }
+    values.update(changes)
+    return ApplicationWindow(**values)
+
+
+WINDOW = make_window()
+
+
+CASE = "MK2025000123"
+CERT_A = uuid.UUID(int=1)
+CERT_B = uuid.UUID(int=2)
+CERT_C = uuid.UUID(int=3)
+
+
+def cet4(
+    cert_id: uuid.UUID = CERT_A, photo_n: int = 1, major: str = "580401", code: str = "00012"
+) -> CertificateInput:
+    return CertificateInput(
+        certificate_id=cert_id,
+        kind=CertificateKind.CET4_OR_ABOVE,
+        route_id="CET4",
+        courses=[CourseClaim(code, major)],
+        photo_ids=[photo(photo_n)],
+        certificate_check_ref=CHECK_CET4,
+    )
+
+
+def degree_cert(
+    cert_id: uuid.UUID = CERT_B,
+    photo_n: int = 2,
+    claims: Sequence[tuple[str, str]] = (("00242", "民法学"),),
+    major: str = "580401",
+) -> CertificateInput:
+    return CertificateInput(
+        certificate_id=cert_id,
+        kind=CertificateKind.DEGREE,
+        route_id="DEGREE",
+        courses=[CourseClaim(code, major, source) for code, source in claims],
+        photo_ids=[photo(photo_n)],
+        degree_ref=DEGREE_REF,
+    )
+
+
+def drafted(majors: Sequence[str] = ("580401",), **changes: Any) -> list[ContractEvent]:
+    values: dict[str, Any] = {
+        "application_id": APPLICATION_ID,
+        "candidate": CANDIDATE,
+        "window": WINDOW,
+        "confirmation_point_id": POINT,
+        "plan": "old",
+        "major_codes": list(majors),
+        "catalogue": CATALOGUE,
+        "now": NOW,
+    }
+    values.update(changes)
+    return ExemptionApplication.draft(**values)
+
+
+def fold(events: Sequence[ContractEvent]) -> ExemptionApplication:
+    return ExemptionApplication.from_events(events)
+
+
+def run(app: ExemptionApplication, events: list[ContractEvent]) -> ExemptionApplication:
+    return app.apply_all(events)
+
+
+def add(
+    app: ExemptionApplication, cert: CertificateInput, evidence: Evidence = EVIDENCE, **kw: Any
+) -> list[ContractEvent]:
+    return app.add_certificate(
+        cert,
+        candidate=kw.get("candidate", CANDIDATE),
+        evidence=evidence,
+        catalogue=kw.get("catalogue", CATALOGUE),
+        now=kw.get("now", NOW),
+    )
+
+
+def submit(
+    app: ExemptionApplication, evidence: Evidence = EVIDENCE, **kw: Any
+) -> list[ContractEvent]:
+    values: dict[str, Any] = {
+        "declaration_accepted": True,
+        "case_number": CASE,
+        "now": NOW,
+        "window": WINDOW,
+        "candidate": CANDIDATE,
+        "evidence": evidence,
+        "catalogue": CATALOGUE,
+    }
+    values.update(kw)
+    return app.submit(**values)
+
+
+def resubmit(app: ExemptionApplication, **kw: Any) -> list[ContractEvent]:
+    values: dict[str, Any] = {
+        "declaration_accepted": True,
+        "now": datetime(2025, 3, 25, tzinfo=UTC),
+        "window": WINDOW,
+        "candidate": CANDIDATE,
+        "evidence": EVIDENCE,
+        "catalogue": CATALOGUE,
+    }
+    values.update(kw)
+    return app.resubmit(**values)
+
+
+def draft_app() -> ExemptionApplication:
+    return fold(drafted())
+
+
+def with_cert() -> ExemptionApplication:
+    app = draft_app()
+    return run(app, add(app, cet4()))
+
+
+def submitted_app() -> ExemptionApplication:
+    app = with_cert()
+    return run(app, submit(app))
+
+
+def returned_app() -> ExemptionApplication:
+    app = submitted_app()
+    return run(app, app.returned(ReviewStage.CONFIRMATION_POINT, "照片不清晰", 1))
+
+
+def decision(
+    code: str = "00012", major: str = "580401", outcome: CourseOutcome = CourseOutcome.GRANTED
+) -> CourseDecision:
+    return CourseDecision(course_code=code, major_code=major, outcome=outcome)
+
+
+def decided_app() -> ExemptionApplication:
+    app = submitted_app()
+    return run(app, app.decided([decision()]))
+
+
+def withdrawn_app() -> ExemptionApplication:
+    app = draft_app()
+    return run(app, app.withdraw())
+
+
+STATES = {
+    "draft": draft_app,
+    "submitted": submitted_app,
+    "returned": returned_app,
+    "decided": decided_app,
+    "withdrawn": withdrawn_app,
+}
+
+
+# --- draft --------------------------------------------------------------------------------------
+
+
+def test_draft_records_point_plan_majors_and_catalogue_version() -> None:
+    [event] = drafted(["580401", "030101K"])
+    assert isinstance(event, ApplicationDrafted)
+    assert event.major_codes == ["580401", "030101K"]
+    assert event.catalogue_version == "2025.1"
+    app = fold([event])
+    assert app.status is ApplicationStatus.DRAFT
+    assert app.is_open
+    assert app.version == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"now": datetime(2025, 3, 20, tzinfo=UTC)}, errors.WindowClosed),
+        ({"now": datetime(2025, 2, 1, tzinfo=UTC)}, errors.WindowClosed),
+        ({"window": make_window(closed_by_ops=True)}, errors.WindowClosed),
+        ({"now": datetime(2025, 3, 10)}, errors.InvalidInput),
+        ({"candidate": make_candidate(enrolled=False)}, errors.CandidateNotEnrolled),
+        ({"candidate": make_candidate(registered=False)}, errors.CandidateNotRegistered),
+        ({"confirmation_point_id": "999999"}, errors.PointNotFound),
+        ({"plan": "future"}, errors.InvalidInput),
+        ({"major_codes": []}, errors.NoMajors),
+        ({"major_codes": ["580401", "580401"]}, errors.DuplicateMajor),
+        ({"major_codes": ["580401", "030101K", "080901"]}, errors.TooManyMajors),
+        ({"major_codes": ["590108"]}, errors.MajorSuspended),
+        ({"major_codes": ["123456"]}, errors.MajorNotFound),
+        ({"plan": "new", "major_codes": ["080901"]}, errors.MajorNotFound),
+    ],
+)
+def test_draft_refusals(changes: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        drafted(**changes)
+
+
+def test_from_events_needs_a_draft_first() -> None:
+    with pytest.raises(ValueError, match="starts with"):
+        fold([])
+    with pytest.raises(ValueError, match="starts with"):
+        fold(add(draft_app(), cet4()))
+
+
+# --- add and remove certificates ----------------------------------------------------------------
+
+
+def test_add_certificate_builds_the_contract_value() -> None:
+    app = draft_app()
+    [event] = add(app, cet4())
+    assert isinstance(event, CertificateAdded)
+    cert = event.certificate
+    assert cert.kind is CertificateKind.CET4_OR_ABOVE
+    assert cert.certificate_check_ref == CHECK_CET4
+    assert [(c.course_code, c.course_name, c.major_code) for c in cert.courses] == [
+        ("00012", "英语(一)", "580401")
+    ]
+    assert cert.degree is None
+    assert run(app, [event]).certificates == (cert,)
+
+
+def test_add_degree_certificate_carries_a_degree_summary() -> None:
+    app = draft_app()
+    [event] = add(app, degree_cert(claims=[("00242", "民法学"), ("00245", "刑法学")]))
+    assert isinstance(event, CertificateAdded)
+    summary = event.certificate.degree
+    assert summary is not None
+    assert summary.degree_ref == DEGREE_REF
+    assert summary.level.value == "junior_college"
+    assert summary.holder_matches_candidate
+    assert [c.source_course_name for c in event.certificate.courses] == ["民法学", "刑法学"]
+
+
+def test_four_certificates_at_most() -> None:
+    app = fold(drafted(["580401", "080901"]))
+    inputs = [
+        cet4(uuid.UUID(int=1), 1),
+        degree_cert(uuid.UUID(int=2), 2),
+        CertificateInput(
+            uuid.UUID(int=3),
+            CertificateKind.NCRE2_OR_ABOVE,
+            "NCRE2-C",
+            [CourseClaim("00342", "080901")],
+            [photo(3)],
+            certificate_check_ref=CHECK_NCRE2,
+        ),
+        degree_cert(uuid.UUID(int=4), 4, claims=[("00245", "刑法学")]),
+    ]
+    for cert in inputs:
+        app = run(app, add(app, cert))
+    assert len(app.certificates) == MAX_CERTIFICATES
+    with pytest.raises(errors.TooManyCertificates):
+        add(
+            app,
+            CertificateInput(
+                uuid.UUID(int=5),
+                CertificateKind.NCRE1_OR_ABOVE,
+                "NCRE1",
+                [CourseClaim("00018", "580401")],
+                [photo(5)],
+                certificate_check_ref=CHECK_NCRE2,
+            ),
+        )
+
+
+@pytest.mark.parametrize(
+    ("cert", "evidence", "error"),
+    [
+        (cet4(CERT_A), EVIDENCE, errors.DuplicateCertificate),
+        (cet4(CERT_B, 2), EVIDENCE, errors.CourseClaimedTwice),
+        (cet4(CERT_B, 1, code="00018"), EVIDENCE, errors.CourseNotCoveredByRoute),
+        (cet4(CERT_B, 2, major="030101K", code="00015"), EVIDENCE, errors.MajorNotInApplication),
+        (CertificateInput(CERT_B, CertificateKind.CET4_OR_ABOVE, "CET4", [], [photo(2)], certificate_check_ref=CHECK_CET4), EVIDENCE, errors.NoCourses),
+        (CertificateInput(CERT_B, CertificateKind.PETS2_OR_ABOVE, "CET4", [CourseClaim("00018", "580401")], [photo(2)], certificate_check_ref=CHECK_CET4), EVIDENCE, errors.RouteKindMismatch),
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NONE", [CourseClaim("00018", "580401")], [photo(2)], certificate_check_ref=CHECK_CET4), EVIDENCE, errors.RouteNotFound),
+        (CertificateInput(CERT_B, "nonsense", "NCRE1", [CourseClaim("00018", "580401")], [photo(2)], certificate_check_ref=CHECK_CET4), EVIDENCE, errors.InvalidInput),  # type: ignore[arg-type]
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NCRE1", [CourseClaim("00018", "580401")], [photo(2)]), EVIDENCE, errors.EvidenceMissing),
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NCRE1", [CourseClaim("00018", "580401")], [photo(2)], certificate_check_ref=CHECK_CET4), EVIDENCE, errors.CheckWrongExam),
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NCRE1", [CourseClaim("00018", "580401")], [photo(2)], degree_ref=DEGREE_REF, certificate_check_ref=CHECK_NCRE2), EVIDENCE, errors.InvalidInput),
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NCRE1", [CourseClaim("00018", "580401", "计算机")], [photo(2)], certificate_check_ref=CHECK_NCRE2), EVIDENCE, errors.InvalidInput),
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NCRE1", [CourseClaim("00019", "580401")], [photo(2)], certificate_check_ref=CHECK_NCRE2), EVIDENCE, errors.CourseNotExemptible),
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NCRE1", [CourseClaim("00018", "580401")], [photo(1)], certificate_check_ref=CHECK_NCRE2), EVIDENCE, errors.PhotoReused),
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NCRE1", [CourseClaim("00018", "580401")], [], certificate_check_ref=CHECK_NCRE2), EVIDENCE, errors.PhotoRequired),
+        (CertificateInput(CERT_B, CertificateKind.NCRE1_OR_ABOVE, "NCRE1", [CourseClaim("00018", "580401")], [photo(99)], certificate_check_ref=CHECK_NCRE2), EVIDENCE, errors.PhotoNotFound),
+        (degree_cert(claims=[("00242", "民法学"), ("00242", "民法学")]), EVIDENCE, errors.CourseClaimedTwice),
+        (degree_cert(claims=[("00223", "中国法制史")]), EVIDENCE, errors.TranscriptScoreNotNumeric),
+        (replace(degree_cert(), certificate_check_ref=CHECK_CET4), EVIDENCE, errors.InvalidInput),
+        (replace(degree_cert(), degree_ref=None), EVIDENCE, errors.EvidenceMissing),
+        (degree_cert(), make_evidence(degrees=[make_degree(conclusion="结业")], checks=[make_check()]), errors.DegreeNotGraduated),
+    ],
+)  # fmt: skip
+def test_add_certificate_refusals(
+    cert: CertificateInput, evidence: Evidence, error: type[Exception]
+) -> None:
+    app = with_cert()
+    with pytest.raises(error):
+        add(app, cert, evidence)
+
+
+@pytest.mark.parametrize(
+    ("kw", "error"),
+    [
+        (
+            {"candidate": CandidateFacts(candidate_id=OTHER_ID, name="李四")},
+            errors.CandidateMismatch,
+        ),
+        ({"candidate": make_candidate(enrolled=False)}, errors.CandidateNotEnrolled),
+        ({"catalogue": make_catalogue("2025.2")}, errors.CatalogueMismatch),
+        ({"now": datetime(2025, 3, 10)}, errors.InvalidInput),
+    ],
+)
+def test_add_certificate_context_refusals(kw: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        add(draft_app(), cet4(), **kw)
+
+
+def test_degree_share_counts_every_non_zikao_degree_certificate() -> None:
+    # LAW has 11 courses: a non-自考 graduate gets at most 5 by degree
+    transcript = tuple(line(c.name, "90", 10, code=c.code) for c in LAW_COURSES)
+    evidence = make_evidence(degrees=[make_degree(transcript=transcript)], checks=[make_check()])
+    app = draft_app()
+    five = [
+        (c, n)
+        for c, n in [
+            ("00223", "中国法制史"),
+            ("00242", "民法学"),
+            ("00243", "民事诉讼法学"),
+            ("00245", "刑法学"),
+            ("04729", "大学语文"),
+        ]
+    ]
+    app = run(app, add(app, degree_cert(CERT_A, 1, claims=five[:3]), evidence))
+    app = run(app, add(app, degree_cert(CERT_B, 2, claims=five[3:]), evidence))
+    with pytest.raises(errors.DegreeShareExceeded):
+        add(app, degree_cert(CERT_C, 3, claims=[("05677", "法理学")]), evidence)
+    zikao = make_evidence(
+        degrees=[make_degree(transcript=transcript, category="高等教育自学考试")],
+        checks=[make_check()],
+    )
+    assert add(app, degree_cert(CERT_C, 3, claims=[("05677", "法理学")]), zikao)
+
+
+@pytest.mark.parametrize("state", ["submitted", "decided", "withdrawn"])
+def test_add_and_remove_refused_outside_draft_or_returned(state: str) -> None:
+    app = STATES[state]()
+    expected = {
+        "submitted": errors.NotEditable,
+        "decided": errors.AlreadyDecided,
+        "withdrawn": errors.AlreadyWithdrawn,
+    }[state]
+    with pytest.raises(expected):
+        add(app, cet4(CERT_B, 2, code="00018"))
+    with pytest.raises(expected):
+        app.remove_certificate(CERT_A)
+
+
+def test_remove_certificate() -> None:
+    app = with_cert()
+    [event] = app.remove_certificate(CERT_A)
+    assert isinstance(event, CertificateRemoved)
+    app = run(app, [event])
+    assert app.certificates == ()
+    with pytest.raises(errors.CertificateNotFound):
+        app.remove_certificate(CERT_A)
+    assert add(app, cet4()), "the course may be claimed again"
+
+
+def test_returned_application_is_editable() -> None:
+    app = returned_app()
+    app = run(app, app.remove_certificate(CERT_A))
+    app = run(app, add(app, cet4(CERT_B, 2)))
+    assert [c.certificate_id for c in app.certificates] == [CERT_B]
+
+
+# --- submit and resubmit ------------------------------------------------------------------------
+
+
+def test_submit_freezes_the_whole_snapshot() -> None:
+    app = fold(drafted(["580401", "080901"]))
+    app = run(
+        app, add(app, degree_cert(CERT_A, 1, claims=[("00245", "刑法学"), ("00242", "民法学")]))
+    )
+    app = run(app, add(app, cet4(CERT_B, 2)))
+    [event] = submit(app)
+    assert isinstance(event, ApplicationSubmitted)
+    assert event.submission_number == 1
+    assert event.case_number == CASE
+    assert event.course_codes == ["00245", "00242", "00012"]
+    assert event.photo_ids == [photo(1), photo(2)]
+    assert event.certificates == list(app.certificates)
+    assert event.declaration_accepted
+    after = run(app, [event])
+    assert after.status is ApplicationStatus.SUBMITTED
+    assert after.is_open
+    assert after.case_number == CASE
+
+
+@pytest.mark.parametrize(
+    ("kw", "error"),
+    [
+        ({"declaration_accepted": False}, errors.DeclarationRequired),
+        ({"case_number": "2025000123"}, errors.InvalidInput),
+        ({"now": datetime(2025, 3, 21, tzinfo=UTC)}, errors.WindowClosed),
+        ({"window": make_window(window_id=uuid.uuid4())}, errors.WrongWindow),
+        ({"candidate": make_candidate(passed_courses=frozenset({"00012"}))}, errors.CourseAlreadyPassed),
+        ({"evidence": make_evidence(checks=[make_check()], photos=[PhotoFacts(photo(1), CANDIDATE_ID, deleted=True)])}, errors.PhotoDeleted),
+        ({"evidence": make_evidence(checks=[make_check(verified=False)])}, errors.CheckNotVerified),
+        ({"catalogue": make_catalogue("2025.2")}, errors.CatalogueMismatch),
+    ],
+)  # fmt: skip
+def test_submit_revalidates(kw: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        submit(with_cert(), **kw)
+
+
+def test_submit_needs_a_certificate() -> None:
+    with pytest.raises(errors.NoCertificates):
+        submit(draft_app())
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [
+        ("submitted", errors.AlreadySubmitted),
+        ("returned", errors.AlreadySubmitted),
+        ("decided", errors.AlreadyDecided),
+        ("withdrawn", errors.AlreadyWithdrawn),
+    ],
+)
+def test_submit_only_a_draft(state: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        submit(STATES[state]())
+
+
+def test_resubmit_after_return() -> None:
+    app = returned_app()
+    assert app.last_return is not None
+    assert app.last_return.reason == "照片不清晰"
+    [event] = resubmit(app)
+    assert isinstance(event, ApplicationResubmitted)
+    assert event.submission_number == 2
+    assert event.case_number == CASE
+    app = run(app, [event])
+    assert app.status is ApplicationStatus.SUBMITTED
+    assert app.submission_number == 2
+    # a return of the first submission is now stale
+    assert app.returned(ReviewStage.PROVINCIAL, "重复", 1) == []
+    app = run(app, app.returned(ReviewStage.PROVINCIAL, "学分不足", 2))
+    assert resubmit(app)[0].submission_number == 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kw", "error"),
+    [
+        ({"now": datetime(2025, 4, 1, tzinfo=UTC)}, errors.ResubmissionClosed),
+        ({"window": make_window(closed_by_ops=True)}, errors.ResubmissionClosed),
+        ({"declaration_accepted": False}, errors.DeclarationRequired),
+        ({"window": make_window(window_id=uuid.uuid4())}, errors.WrongWindow),
+    ],
+)
+def test_resubmit_refusals(kw: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        resubmit(returned_app(), **kw)
+
+
+@pytest.mark.parametrize(
+    ("state", "error"),
+    [
+        ("draft", errors.NotReturned),
+        ("submitted", errors.AlreadySubmitted),
+        ("decided", errors.AlreadyDecided),
+        ("withdrawn", errors.AlreadyWithdrawn),
+    ],
+)
+def test_resubmit_only_a_returned_application(state: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        resubmit(STATES[state]())
+
+
+# --- withdraw -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["draft", "submitted", "returned"])
+def test_withdraw_an_open_application(state: str) -> None:
+    app = STATES[state]()
+    [event] = app.withdraw("  证书有误  ")
+    assert isinstance(event, ApplicationWithdrawn)
+    assert event.reason == "证书有误"
+    assert event.case_number == (None if state == "draft" else CASE)
+    after = run(app, [event])
+    assert after.status is ApplicationStatus.WITHDRAWN
+    assert not after.is_open
+
+
+@pytest.mark.parametrize(
+    ("state", "error"), [("decided", errors.AlreadyDecided), ("withdrawn", errors.AlreadyWithdrawn)]
+)
+def test_withdraw_refusals(state: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        STATES[state]().withdraw()
+
+
+def test_withdraw_reason_is_validated() -> None:
+    assert draft_app().withdraw("   ")[0].reason is None  # type: ignore[attr-defined]
+    with pytest.raises(errors.InvalidInput):
+        draft_app().withdraw("长" * 501)
+
+
+# --- review policies ----------------------------------------------------------------------------
+
+
+def test_returned_only_for_the_current_submission() -> None:
+    app = submitted_app()
+    [event] = app.returned("confirmation_point", "照片不清晰", 1)
+    assert isinstance(event, ApplicationReturnedToCandidate)
+    assert event.submission_number == 1
+    after = run(app, [event])
+    assert after.status is ApplicationStatus.RETURNED
+    assert after.is_open
+    assert after.returned(ReviewStage.CONFIRMATION_POINT, "照片不清晰", 1) == []  # duplicate
+    assert app.returned(ReviewStage.CONFIRMATION_POINT, "x", 2) == []
+    for state in ("draft", "decided", "withdrawn"):
+        assert STATES[state]().returned(ReviewStage.PROVINCIAL, "x", 1) == []
+
+
+@pytest.mark.parametrize(
+    ("stage", "reason", "number"),
+    [("nowhere", "x", 1), ("provincial", " ", 1), ("provincial", "x", 0)],
+)
+def test_returned_inputs_are_validated(stage: str, reason: str, number: int) -> None:
+    with pytest.raises(errors.InvalidInput):
+        submitted_app().returned(stage, reason, number)
+
+
+def test_decided_one_decision_per_claimed_course() -> None:
+    app = submitted_app()
+    [event] = app.decided([decision(outcome=CourseOutcome.DENIED)], date(2025, 4, 27))
+    assert isinstance(event, ApplicationDecided)
+    after = run(app, [event])
+    assert after.status is ApplicationStatus.DECIDED
+    assert not after.is_open
+    assert after.objection_deadline == date(2025, 4, 27)
+    assert after.decided([decision()]) == []  # duplicate
+
+
+@pytest.mark.parametrize(
+    "decisions",
+    [
+        [],
+        [decision(), decision()],
+        [decision("00018")],
+        [decision(major="030101K")],
+        [decision(), decision("00018")],
+    ],
+)
+def test_decided_must_match_the_claimed_courses(decisions: list[CourseDecision]) -> None:
+    with pytest.raises(errors.DecisionsMismatch):
+        submitted_app().decided(decisions)
+
+
+def test_decided_in_other_states() -> None:
+    with pytest.raises(errors.NotUnderReview):
+        draft_app().decided([decision()])
+    assert returned_app().decided([decision()]) == []
+    assert withdrawn_app().decided([decision()]) == []
+
+
+def test_apply_refuses_foreign_events() -> None:
+    app = draft_app()
+    with pytest.raises(ValueError, match="drafted once"):
+        app.apply(drafted()[0])
+    other = ExemptionApplication.draft(
+        application_id=uuid.uuid4(),
+        candidate=CANDIDATE,
+        window=WINDOW,
+        confirmation_point_id=POINT,
+        plan="old",
+        major_codes=["580401"],
+        catalogue=CATALOGUE,
+        now=NOW,
+    )
+    with pytest.raises(ValueError, match="another application"):
+        app.apply(other[0])
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+COMMAND_CERTS = [
+    cet4(uuid.UUID(int=11), 1),
+    cet4(uuid.UUID(int=12), 2, major="030101K", code="00015"),
+    degree_cert(uuid.UUID(int=13), 3),
+    degree_cert(uuid.UUID(int=14), 4, claims=[("00242", "民法学")], major="030101K"),
+    degree_cert(uuid.UUID(int=15), 5, claims=[("00245", "刑法学")]),
+    CertificateInput(
+        uuid.UUID(int=16),
+        CertificateKind.NCRE2_OR_ABOVE,
+        "NCRE2-C",
+        [CourseClaim("00342", "080901")],
+        [photo(6)],
+        certificate_check_ref=CHECK_NCRE2,
+    ),
+    CertificateInput(
+        uuid.UUID(int=17),
+        CertificateKind.NCRE1_OR_ABOVE,
+        "NCRE1",
+        [CourseClaim("00018", "580401")],
+        [photo(7)],
+        certificate_check_ref=CHECK_NCRE2,
+    ),
+    CertificateInput(
+        uuid.UUID(int=18),
+        CertificateKind.NCRE1_OR_ABOVE,
+        "NCRE1",
+        [CourseClaim("00018", "080901")],
+        [photo(8)],
+        certificate_check_ref=CHECK_NCRE2,
+    ),
+    degree_cert(uuid.UUID(int=19), 9, claims=[("00242", "民法学"), ("00245", "刑法学")]),
+]
+
+command = st.one_of(
+    st.tuples(st.just("add"), st.sampled_from(range(len(COMMAND_CERTS)))),
+    st.tuples(st.just("remove"), st.sampled_from(range(len(COMMAND_CERTS)))),
+    st.tuples(st.just("submit"), st.just(0)),
+    st.tuples(st.just("resubmit"), st.just(0)),
+    st.tuples(st.just("return"), st.integers(0, 3)),
+    st.tuples(st.just("decide"), st.just(0)),
+    st.tuples(st.just("withdraw"), st.integers(0, 9)),
+)
+
+
+def attempt(app: ExemptionApplication, name: str, arg: int) -> list[ContractEvent]:
+    if name == "add":
+        return add(app, COMMAND_CERTS[arg])
+    if name == "remove":
+        return app.remove_certificate(COMMAND_CERTS[arg].certificate_id)
+    if name == "submit":
+        return submit(app)
+    if name == "resubmit":
+        return resubmit(app)
+    if name == "return":
+        return app.returned(ReviewStage.CONFIRMATION_POINT, "请补充材料", arg)
+    if name == "decide":
+        return app.decided([decision(c.course_code, c.major_code) for c in app.claimed_courses])
+    if arg == 0:  # rarely, so sequences reach review
+        return app.withdraw()
+    return []
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    majors=st.sampled_from([["580401"], ["580401", "030101K"], ["080901", "580401"]]),
+    commands=st.lists(command, max_size=25),
+)
+def test_any_valid_command_sequence_keeps_the_invariants(
+    majors: list[str], commands: list[tuple[str, int]]
+) -> None:
+    events: list[ContractEvent] = list(drafted(majors))
+    app = fold(events)
+    for name, arg in commands:
+        try:
+            new = attempt(app, name, arg)
+        except errors.ApplicationError:
+            continue  # refused: nothing applied
+        events.extend(new)
+        app = app.apply_all(new)
+        assert len(app.certificates) <= MAX_CERTIFICATES
+        assert len({c.major_code for c in app.claimed_courses}) <= MAX_MAJORS
+        assert set(c.major_code for c in app.claimed_courses) <= set(app.major_codes)
+        assert len(app.course_codes) == len(set(app.course_codes))
+        assert len(app.photo_ids) == len(set(app.photo_ids))
+        for event in new:
+            if isinstance(event, ApplicationSubmitted | ApplicationResubmitted):
+                assert event.course_codes == [
+                    c.course_code for cert in event.certificates for c in cert.courses
+                ]
+                assert set(event.course_codes) == {
+                    c.course_code for cert in event.certificates for c in cert.courses
+                }
+                assert event.photo_ids == [p for cert in event.certificates for p in cert.photo_ids]
+    note_label(f"status={app.status.value}, submissions={app.submission_number}")
+    folded = fold(events)
+    assert folded == app
+    assert folded.version == len(events)
+    assert app.is_open == (
+        app.status not in (ApplicationStatus.DECIDED, ApplicationStatus.WITHDRAWN)
+    )
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    codes=st.lists(
+        st.sampled_from(["00012", "00018", "00242", "00245", "00015", "00342"]),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_no_duplicate_course_can_be_added(codes: list[str]) -> None:
+    app = fold(drafted(["580401", "030101K"]))
+    for i, code in enumerate(codes):
+        major = "030101K" if code == "00015" else "580401"
+        cert = degree_cert(
+            uuid.UUID(int=100 + i),
+            i,
+            claims=[(code, {"00242": "民法学", "00245": "刑法学"}.get(code, "民法学"))],
+            major=major,
+        )
+        with contextlib.suppress(errors.ApplicationError):
+            app = app.apply_all(add(app, cert))
+        assert len(app.course_codes) == len(set(app.course_codes))
