@@ -11,7 +11,9 @@ import asyncio
 import getpass
 import re
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -27,8 +29,13 @@ from application_service.adapters.catalogue_files import (
     load_catalogue_dir,
 )
 from application_service.adapters.catalogue_store import MIGRATIONS, NAMESPACE, CatalogueStoreError
+from application_service.domain.windows import ApplicationWindow
+from application_service.service_layer.windows import Windows
 from eventkit.db import create_pool
+from eventkit.envelope import Actor
+from eventkit.errors import DomainError
 from eventkit.migrations import migrate
+from eventkit.store import EventStore
 
 EXIT_OK = 0
 EXIT_UNUSABLE_INPUT = 2
@@ -187,6 +194,78 @@ async def _migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+CHINA = timezone(timedelta(hours=8))
+
+
+def _moment(text: str) -> datetime:
+    """An ISO date-time; without an offset it is Beijing time."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"时间格式不正确：{text}", f"not an ISO date-time: {text}") from exc
+    return value if value.tzinfo is not None else value.replace(tzinfo=CHINA)
+
+
+def _actor_of(text: str) -> Actor:
+    kind, _, ident = text.partition(":")
+    return Actor(kind="ops" if kind == "ops" else "staff", id=ident)
+
+
+async def _window_open(args: argparse.Namespace) -> int:
+    try:
+        window = ApplicationWindow(
+            window_id=uuid.uuid4(),
+            name=args.name,
+            opens_at=_moment(args.opens),
+            applications_close_at=_moment(args.applications_close),
+            point_review_close_at=_moment(args.point_review_close),
+            province_review_close_at=_moment(args.province_review_close),
+            results_published_at=_moment(args.results),
+        )
+    except DomainError as error:
+        raise UsageError(error.message, error.detail_en) from error
+
+    async def run(pool: asyncpg.Pool) -> int:
+        await Windows(pool, EventStore(pool)).open(window, _actor_of(args.actor))
+        print(f"申请时段已开放 window opened: {window.window_id} {window.name}")
+        return EXIT_OK
+
+    return await _with_pool(args, run)
+
+
+async def _window_close(args: argparse.Namespace) -> int:
+    try:
+        window_id = uuid.UUID(args.window_id)
+    except ValueError as exc:
+        raise UsageError("申请时段编号不正确", f"not a window id: {args.window_id}") from exc
+
+    async def run(pool: asyncpg.Pool) -> int:
+        try:
+            await Windows(pool, EventStore(pool)).close(
+                window_id, args.reason, _actor_of(args.actor)
+            )
+        except DomainError as error:
+            raise UsageError(error.message, error.detail_en) from error
+        print(f"申请时段已关闭 window closed: {window_id}")
+        return EXIT_OK
+
+    return await _with_pool(args, run)
+
+
+async def _window_list(args: argparse.Namespace) -> int:
+    async def run(pool: asyncpg.Pool) -> int:
+        now = datetime.now(CHINA)
+        for window in await Windows(pool, EventStore(pool)).all():
+            print(
+                f"{window.window_id}  {window.name}  {window.stage(now).label}  "
+                f"申请 {window.opens_at:%Y-%m-%d %H:%M} – "
+                f"{window.applications_close_at.astimezone(CHINA):%Y-%m-%d %H:%M}"
+            )
+        return EXIT_OK
+
+    return await _with_pool(args, run)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in Chinese and English, exit code 2."""
 
@@ -233,6 +312,23 @@ def build_parser() -> argparse.ArgumentParser:
     lst = commands.add_parser("catalogue-list", help="列出目录版本 list the imported versions")
     _common(lst, actor=False)
     lst.set_defaults(run=_list)
+    wopen = commands.add_parser("window-open", help="开放申请时段 open an application window")
+    wopen.add_argument("--name", required=True, help="e.g. 2026年下半年免考申请")
+    wopen.add_argument("--opens", required=True, help="ISO time; Beijing time without offset")
+    wopen.add_argument("--applications-close", required=True, help="考生申请截止")
+    wopen.add_argument("--point-review-close", required=True, help="确认点初审截止")
+    wopen.add_argument("--province-review-close", required=True, help="省级复审截止")
+    wopen.add_argument("--results", required=True, help="结果公布")
+    _common(wopen, actor=True)
+    wopen.set_defaults(run=_window_open)
+    wclose = commands.add_parser("window-close", help="提前关闭申请时段 close a window early")
+    wclose.add_argument("window_id")
+    wclose.add_argument("--reason", required=True, help="shown to candidates")
+    _common(wclose, actor=True)
+    wclose.set_defaults(run=_window_close)
+    wlist = commands.add_parser("window-list", help="列出申请时段 list the windows")
+    _common(wlist, actor=False)
+    wlist.set_defaults(run=_window_list)
     mig = commands.add_parser("migrate", help="应用数据库迁移 apply the application migrations")
     _common(mig, actor=False)
     mig.set_defaults(run=_migrate)
