@@ -237,6 +237,10 @@ async def test_a_whole_journey_from_draft_to_decision(
         )
     final = (await client.get(f"/api/applications/{application_id}", headers=me)).json()
     assert final["status"] == "decided"
+    assert final["confirmation_point_name"].endswith("小店区")
+    assert final["majors"] == [
+        {"code": "580401", "name": "法律事务", "label": "580401 法律事务(专科)(旧)"}
+    ]
     assert [(d["course_code"], d["outcome"]) for d in final["decisions"]] == [
         ("00242", "granted"),
         ("00245", "denied"),

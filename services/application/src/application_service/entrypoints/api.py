@@ -237,6 +237,12 @@ class ReturnRead(BaseModel):
     submission_number: int
 
 
+class MajorRef(BaseModel):
+    code: str
+    name: str
+    label: str
+
+
 class ApplicationRead(BaseModel):
     application_id: uuid.UUID
     case_number: str | None
@@ -255,12 +261,25 @@ class ApplicationRead(BaseModel):
     objection_deadline: date | None
     withdrawn_reason: str | None
     timeline: list[TimelineRead] = Field(default_factory=list)
+    confirmation_point_name: str | None = Field(default=None, description="for the print view")
+    majors: list[MajorRef] = Field(default_factory=list, description="for the print view")
 
     @classmethod
     def of(
-        cls, app: ExemptionApplication, timeline: list[TimelineEntry] | None = None
+        cls,
+        app: ExemptionApplication,
+        timeline: list[TimelineEntry] | None = None,
+        catalogue: Catalogue | None = None,
     ) -> ApplicationRead:
+        point = catalogue.point(app.confirmation_point_id) if catalogue else None
+        majors = [
+            MajorRef(code=m.code, name=m.name, label=m.label)
+            for code in app.major_codes
+            if catalogue and (m := catalogue.major(code, Plan(app.plan.value))) is not None
+        ]
         return cls(
+            confirmation_point_name=point.name if point else None,
+            majors=majors,
             application_id=app.application_id,
             case_number=app.case_number,
             status=app.status.value,
@@ -503,7 +522,8 @@ def build_app(
         app_, timeline = await service.applications.details(
             uuid.UUID(candidate.account_id), application_id
         )
-        return ApplicationRead.of(app_, timeline)
+        catalogue = await catalogue_store.load(service.pool, app_.catalogue_version)
+        return ApplicationRead.of(app_, timeline, catalogue)
 
     @app.post(
         f"{BASE}/{{application_id}}/certificates",
