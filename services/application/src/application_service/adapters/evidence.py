@@ -37,6 +37,7 @@ EVIDENCE_SCHEMA = "application_evidence"
 _DDL = """
 CREATE TABLE IF NOT EXISTS candidates (
     candidate_id          uuid PRIMARY KEY,
+    admission_ticket_number text,
     name                  text NOT NULL,
     id_number_masked      text NOT NULL,
     enrolled_major_code   text,
@@ -100,9 +101,10 @@ async def _registered(conn: Conn, envelope: EventEnvelope) -> None:
     await conn.execute(
         """
         INSERT INTO candidates (candidate_id, name, id_number_masked, enrolled_major_code,
-                                registration_district, registered_at)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (candidate_id) DO UPDATE SET name = EXCLUDED.name
+                                registration_district, registered_at, admission_ticket_number)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (candidate_id) DO UPDATE SET name = EXCLUDED.name,
+            admission_ticket_number = EXCLUDED.admission_ticket_number
         """,
         e.candidate_id,
         e.name,
@@ -110,6 +112,7 @@ async def _registered(conn: Conn, envelope: EventEnvelope) -> None:
         e.enrolled_major_code,
         e.registration_district,
         envelope.occurred_at,
+        e.admission_ticket_number,
     )
 
 
@@ -228,16 +231,26 @@ async def load_candidate(
     passed: frozenset[str] = frozenset(),
     exempted: frozenset[str] = frozenset(),
 ) -> CandidateFacts | None:
-    """The applicant as identity announced them, or None if not (yet) known here."""
+    """The applicant as identity announced them, or None if not (yet) known here.
+
+    Passed courses come from the score records ops import (`application scores-import`),
+    matched by admission-ticket number.
+    """
     row = await conn.fetchrow(
-        f"SELECT name FROM {EVIDENCE_SCHEMA}.candidates WHERE candidate_id = $1", candidate_id
+        f"SELECT name, admission_ticket_number FROM {EVIDENCE_SCHEMA}.candidates"
+        " WHERE candidate_id = $1",
+        candidate_id,
     )
     if row is None:
         return None
+    recorded = await conn.fetch(
+        "SELECT course_code FROM application.passed_courses WHERE admission_ticket_number = $1",
+        row["admission_ticket_number"],
+    )
     return CandidateFacts(
         candidate_id=candidate_id,
         name=row["name"],
-        passed_courses=passed,
+        passed_courses=passed | frozenset(r["course_code"] for r in recorded),
         exempted_courses=exempted,
     )
 

@@ -29,6 +29,7 @@ from application_service.adapters.catalogue_files import (
     load_catalogue_dir,
 )
 from application_service.adapters.catalogue_store import MIGRATIONS, NAMESPACE, CatalogueStoreError
+from application_service.adapters.scores_import import import_scores, parse_scores
 from application_service.domain.windows import ApplicationWindow
 from application_service.service_layer.windows import Windows
 from eventkit.db import create_pool
@@ -266,6 +267,29 @@ async def _window_list(args: argparse.Namespace) -> int:
     return await _with_pool(args, run)
 
 
+def _read_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise UsageError(f"文件不存在：{path}", f"no such file: {path}")
+    return path.read_bytes()
+
+
+async def _scores_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    parsed = parse_scores(await asyncio.to_thread(_read_file, path))
+    for error in parsed.errors:
+        print(error)
+    if parsed.errors:
+        print(f"成绩文件有 {len(parsed.errors)} 处错误，未导入 / not imported")
+        return EXIT_UNUSABLE_INPUT
+
+    async def run(pool: asyncpg.Pool) -> int:
+        import_id = await import_scores(pool, path, parsed, args.actor)
+        print(f"已导入 imported {len(parsed.rows)} 条合格记录 rows (import {import_id})")
+        return EXIT_OK
+
+    return await _with_pool(args, run)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in Chinese and English, exit code 2."""
 
@@ -329,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     wlist = commands.add_parser("window-list", help="列出申请时段 list the windows")
     _common(wlist, actor=False)
     wlist.set_defaults(run=_window_list)
+    scores = commands.add_parser(
+        "scores-import", help="导入成绩合格记录 import passed courses (准考证号,课程代码,合格日期)"
+    )
+    scores.add_argument("file")
+    _common(scores, actor=True)
+    scores.set_defaults(run=_scores_import)
     mig = commands.add_parser("migrate", help="应用数据库迁移 apply the application migrations")
     _common(mig, actor=False)
     mig.set_defaults(run=_migrate)
