@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from application_service import bootstrap
 from application_service.adapters import catalogue_store
-from application_service.adapters.evidence import load_candidate
 from application_service.domain import rules
 from application_service.domain.application import (
     CertificateInput,
@@ -24,7 +23,6 @@ from application_service.domain.catalogue import Catalogue, Level, Major, Plan
 from application_service.domain.errors import ApplicationError
 from application_service.domain.windows import ApplicationWindow
 from application_service.service_layer.applications import (
-    CandidateNotSynced,
     NoActiveCatalogue,
     TimelineEntry,
 )
@@ -454,10 +452,7 @@ def build_app(
         found_major = catalogue.major(major, plan)
         if found_route is None or found_major is None:
             raise CatalogueNotFound(f"route {route_id} or major {major} not in the catalogue")
-        async with service.pool.acquire() as conn:
-            facts = await load_candidate(conn, uuid.UUID(candidate.account_id))
-        if facts is None:
-            raise CandidateNotSynced("candidate not known yet")
+        facts = await service.applications.candidate_facts(uuid.UUID(candidate.account_id))
         codes = rules.allowed_courses(found_route, found_major, facts)
         courses = [c for code in codes if (c := found_major.course(code)) is not None]
         return RouteCourses(

@@ -136,6 +136,12 @@ class Applications:
             raise CandidateNotSynced(f"candidate {candidate_id} not known yet")
         return candidate, await load_evidence(conn, candidate_id)
 
+    async def candidate_facts(self, candidate_id: uuid.UUID) -> CandidateFacts:
+        """The candidate as the rules see them: passed and already exempted courses included."""
+        async with self._pool.acquire() as conn:
+            candidate, _ = await self._facts(conn, candidate_id)
+        return candidate
+
     async def _load(
         self, conn: Conn, candidate_id: uuid.UUID | None, application_id: uuid.UUID
     ) -> ExemptionApplication:
