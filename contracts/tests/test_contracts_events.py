@@ -116,7 +116,13 @@ def test_the_registry_knows_every_architecture_event() -> None:
             "ApplicationWindowOpened",
             "ApplicationWindowClosed",
         },
-        "review": {"ReviewClaimed", "ApplicationReturned", "ApplicationApproved"},
+        "review": {
+            "ReviewClaimed",
+            "ReviewReleased",
+            "InitialReviewCompleted",
+            "ApplicationReturned",
+            "ApplicationApproved",
+        },
     }
     assert {s.service: {e.event_type for e in s.events} for s in SERVICES} == expected
 

@@ -68,6 +68,68 @@ class ReviewClaimed(ContractEvent):
     reviewer_id: StaffId = Field(description="the reviewer who acted")
 
 
+class ReviewReleased(ContractEvent):
+    """释放审核: the reviewer gave the case back to the queue, or their claim lapsed."""
+
+    event_type: ClassVar[str] = "ReviewReleased"
+    stream: ClassVar[Stream] = DECISION_STREAM
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": ex.APPLICATION_ID,
+                    "case_number": ex.CASE_NUMBER,
+                    "submission_number": 1,
+                    "stage": "confirmation_point",
+                    "reviewer_id": ex.STAFF_ID,
+                    "lapsed": False,
+                }
+            ]
+        }
+    )
+
+    application_id: ApplicationId = Field(description="the stream id")
+    case_number: CaseNumber
+    submission_number: int = Field(ge=1, description="the submission under review")
+    stage: ReviewStage = Field(description="初审 (confirmation point) or 复审 (provincial)")
+    reviewer_id: StaffId = Field(description="whose claim ended")
+    lapsed: bool = Field(description="true when the claim expired rather than being released")
+
+
+class InitialReviewCompleted(ContractEvent):
+    """初审完成: the point checked the originals; its per-course opinion goes to 复审."""
+
+    event_type: ClassVar[str] = "InitialReviewCompleted"
+    stream: ClassVar[Stream] = DECISION_STREAM
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "application_id": ex.APPLICATION_ID,
+                    "case_number": ex.CASE_NUMBER,
+                    "submission_number": 1,
+                    "confirmation_point_id": ex.CONFIRMATION_POINT,
+                    "reviewer_id": ex.STAFF_ID,
+                    "decisions": [
+                        {"course_code": "00242", "major_code": "580401", "outcome": "granted"}
+                    ],
+                    "note": "原件已核验",
+                }
+            ]
+        }
+    )
+
+    application_id: ApplicationId = Field(description="the stream id")
+    case_number: CaseNumber
+    submission_number: int = Field(ge=1, description="the submission reviewed")
+    confirmation_point_id: ConfirmationPointId
+    reviewer_id: StaffId = Field(description="the point reviewer who acted")
+    decisions: list[CourseDecision] = Field(
+        min_length=1, description="the point's opinion per claimed course"
+    )
+    note: ReasonText | None = Field(default=None, description="a note for the province")
+
+
 class ApplicationReturned(ContractEvent):
     """退回: a reviewer returned the application to the candidate with a reason."""
 
@@ -146,5 +208,11 @@ CONTRACT = ServiceContract(
     service="review",
     package="review",
     streams=(DECISION_STREAM,),
-    events=(ReviewClaimed, ApplicationReturned, ApplicationApproved),
+    events=(
+        ReviewClaimed,
+        ReviewReleased,
+        InitialReviewCompleted,
+        ApplicationReturned,
+        ApplicationApproved,
+    ),
 )
