@@ -9,7 +9,7 @@ TEST_RUN_DIR ?= .run/test
 PYTEST_ARGS ?=
 
 .PHONY: help install run test test-unit lint format contracts bench bench-eventstore \
-        bench-roster bench-media bench-application stack-up stack-down stack-status clean
+        bench-roster bench-media bench-application bench-review stack-up stack-down stack-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ format: ## apply ruff's fixes and formatting
 contracts: ## regenerate JSON Schemas and the AsyncAPI document from the event models
 	@$(UV) run --frozen contracts generate
 
-bench: bench-eventstore bench-roster bench-media bench-application ## every benchmark
+bench: bench-eventstore bench-roster bench-media bench-application bench-review ## every benchmark
 
 bench-eventstore: install ## eventkit append and replay vs eventsourcing vs raw SQL
 	@$(UV) run --frozen devstack exec --run-dir .run/bench -- \
@@ -58,6 +58,10 @@ bench-roster: install ## identity: import 300,000 roster rows, then re-import wi
 bench-application: install ## application: 1,000 candidates draft, add a certificate and submit over HTTP
 	@$(UV) run --frozen devstack exec --run-dir .run/bench-application -- \
 		$(UV) run --frozen python bench/application_submit.py
+
+bench-review: install ## review: the queue page's query with 10,000 cases waiting (one point, province)
+	@$(UV) run --frozen devstack exec --run-dir .run/bench-review -- \
+		$(UV) run --frozen python bench/review_queue.py
 
 bench-media: install ## media: the photo pipeline on a 3 MB 12-megapixel JPEG (one core), then whole uploads to S3
 	@$(UV) run --frozen python bench/media_pipeline.py

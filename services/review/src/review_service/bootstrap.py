@@ -1,0 +1,55 @@
+"""Where review's ports meet their adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from eventkit.db import create_pool
+from eventkit.migrations import migrate
+from eventkit.projection import create_schema
+from eventkit.settings import PlatformSettings
+from eventkit.store import EventStore
+from review_service.adapters.queue import QueueProjection
+from review_service.adapters.submissions import SUBMISSIONS_SCHEMA, Submissions
+from review_service.service_layer.cases import Cases
+from review_service.settings import ReviewSettings
+
+
+@dataclass
+class Review:
+    """The wired service."""
+
+    pool: asyncpg.Pool
+    cases: Cases
+
+    async def close(self) -> None:
+        """Release the pool."""
+        await self.pool.close()
+
+
+async def prepare_database(dsn: str) -> None:
+    """Eventkit's schema and the projections' tables (review has no tables of its own yet)."""
+    await migrate(dsn, "review")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await create_schema(conn, Submissions(), SUBMISSIONS_SCHEMA)
+        queue = QueueProjection()
+        await create_schema(conn, queue, queue.name)
+    finally:
+        await conn.close()
+
+
+def wire(pool: asyncpg.Pool, settings: ReviewSettings) -> Review:
+    """Build the service on an existing pool."""
+    return Review(pool=pool, cases=Cases(pool, EventStore(pool), lease=settings.lease))
+
+
+async def start() -> Review:
+    """Connect, prepare and wire from settings."""
+    platform = PlatformSettings()
+    dsn = platform.pg_dsn.get_secret_value()
+    await prepare_database(dsn)
+    pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
+    return wire(pool, ReviewSettings())
