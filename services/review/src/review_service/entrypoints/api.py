@@ -12,15 +12,26 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import CourseOutcome
 from eventkit.logs import configure_logging
 from eventkit.settings import PlatformSettings
 from review_service import bootstrap
+from review_service.adapters.queue import CaseStatus as QueueStatus
+from review_service.adapters.queue import (
+    InvalidQuery,
+    QueueFilters,
+    QueuePageRequest,
+    QueueScope,
+    QueueSort,
+    counts,
+    list_queue,
+)
 from review_service.domain.access import Reviewer
 from review_service.domain.case import ReviewCase, Verdict
+from review_service.domain.errors import ReviewError
 from review_service.domain.templates import DENIAL_REASONS, RETURN_REASONS
 from review_service.settings import ReviewSettings
 from servicekit.app import create_app
@@ -149,6 +160,47 @@ class CaseHistory(BaseModel):
     trail: list[TrailEntry]
 
 
+class QueueRowRead(BaseModel):
+    application_id: uuid.UUID
+    case_number: str
+    confirmation_point_id: str
+    status: str
+    submission_number: int
+    resubmissions: int
+    days_waiting: int
+    deadline: datetime | None
+    overdue: bool
+    major_codes: list[str]
+    route_ids: list[str]
+    course_count: int
+    claimed_by: uuid.UUID | None
+    claim_expires_at: datetime | None
+    last_return_reason: str | None
+
+
+class QueueRead(BaseModel):
+    rows: list[QueueRowRead]
+    next_cursor: str | None
+    counts: dict[str, int]
+    overdue: int
+    claimed: int
+
+
+class InvalidQueueQuery(ReviewError):
+    """A queue filter or page that cannot be served."""
+
+    code = "review.invalid_query"
+    status = 400
+    default_message = "查询条件不正确"
+
+
+def scope_of(reviewer: Reviewer) -> QueueScope:
+    """Senior reviewers work the province's queue, point reviewers their points'."""
+    if reviewer.is_senior:
+        return QueueScope.province()
+    return QueueScope.for_points(reviewer.points)
+
+
 def reviewer_of(principal: Principal) -> Reviewer:
     """The review domain's view of a verified staff token."""
     return Reviewer(
@@ -214,6 +266,71 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start
             TemplateRead(template_id=t.template_id, kind=t.kind.value, text=t.text)
             for t in (*RETURN_REASONS, *DENIAL_REASONS)
         ]
+
+    @app.get(f"{BASE}/queue", response_model=QueueRead, tags=["review"])
+    async def queue(
+        service: Service,
+        staff: Staff,
+        status: Annotated[list[QueueStatus] | None, Query()] = None,
+        major: Annotated[str | None, Query(pattern=r"^\d{6}[A-Z]?$")] = None,
+        route: Annotated[str | None, Query(max_length=64)] = None,
+        overdue: bool | None = None,
+        claim: Literal["any", "claimed", "unclaimed", "mine"] = "any",
+        q: Annotated[str | None, Query(max_length=20, description="办件编号 prefix")] = None,
+        sort: QueueSort = QueueSort.WAITING,
+        size: Annotated[int, Query(ge=1, le=100)] = 20,
+        after: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> QueueRead:
+        """待审列表: the reviewer's queue with filters, sorting and counts."""
+        reviewer = reviewer_of(staff)
+        moment = now()
+        if not reviewer.is_senior and not reviewer.points:
+            raise InvalidQueueQuery("a point reviewer without points", "您的账号未绑定免考确认点")
+        try:
+            scope = scope_of(reviewer)
+            filters = QueueFilters(
+                statuses=tuple(QueueStatus(s) for s in status) if status else None,
+                major_code=major,
+                route_id=route,
+                overdue=overdue,
+                claim=claim,
+                reviewer_id=reviewer.staff_id,
+                case_number_prefix=q,
+            )
+            async with service.pool.acquire() as conn:
+                page = await list_queue(
+                    conn, scope, filters, sort, QueuePageRequest(size=size, after=after),
+                    now=moment, lease=service.cases.lease,
+                )  # fmt: skip
+                totals = await counts(conn, scope, moment, service.cases.lease)
+        except InvalidQuery as exc:
+            raise InvalidQueueQuery(str(exc), str(exc)) from exc
+        return QueueRead(
+            rows=[
+                QueueRowRead(
+                    application_id=r.application_id,
+                    case_number=r.case_number,
+                    confirmation_point_id=r.confirmation_point_id,
+                    status=r.status.value,
+                    submission_number=r.submission_number,
+                    resubmissions=r.resubmissions,
+                    days_waiting=r.days_waiting,
+                    deadline=r.deadline,
+                    overdue=r.overdue,
+                    major_codes=r.major_codes,
+                    route_ids=r.route_ids,
+                    course_count=r.course_count,
+                    claimed_by=r.claimed_by if r.claim_live else None,
+                    claim_expires_at=r.claim_expires_at if r.claim_live else None,
+                    last_return_reason=r.last_return_reason,
+                )
+                for r in page.rows
+            ],
+            next_cursor=page.next_cursor,
+            counts={k.value: v for k, v in totals.by_status.items()},
+            overdue=totals.overdue,
+            claimed=totals.claimed,
+        )
 
     @app.get(f"{BASE}/cases/{{application_id}}", response_model=CaseRead, tags=["review"])
     async def case(application_id: uuid.UUID, service: Service, staff: Staff) -> CaseRead:
