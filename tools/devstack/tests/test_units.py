@@ -335,3 +335,22 @@ def test_tail_missing_and_last_lines(tmp_path: Path) -> None:
     f = tmp_path / "x.log"
     f.write_text("\n".join(f"line {i}" for i in range(100)))
     assert tail(f, 3).splitlines() == ["line 97", "line 98", "line 99"]
+
+
+@pytest.mark.unit
+def test_a_signal_during_the_wait_stops_it_without_deadlocking() -> None:
+    import threading
+
+    from devstack.cli import _stop_signals
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stop = _stop_signals()
+        threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        started = time.monotonic()
+        assert stop.wait(10.0) is True  # the old threading.Event deadlocked here
+        assert time.monotonic() - started < 2.0
+        assert stop.wait(0.0) is True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,8 +216,31 @@ def _report_crashes(stack: Stack, when: str = "") -> bool:
     return True
 
 
-def _stop_signals() -> threading.Event:
-    stop = threading.Event()
+class StopFlag:
+    """Set by SIGTERM/SIGINT, polled by the main loop.
+
+    A signal handler runs in the main thread between bytecodes, possibly while that thread is
+    inside `threading.Event.wait` holding the event's lock: calling `Event.set` there deadlocks.
+    A plain attribute is all a handler may touch.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def set(self) -> None:
+        """Ask the loop to stop."""
+        self.stopped = True
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds in short steps; True once stopped."""
+        deadline = time.monotonic() + timeout
+        while not self.stopped and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return self.stopped
+
+
+def _stop_signals() -> StopFlag:
+    stop = StopFlag()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
