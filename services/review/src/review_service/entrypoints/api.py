@@ -12,15 +12,17 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+import asyncpg
 from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import CourseOutcome
 from eventkit.logs import configure_logging
+from eventkit.projection import use_schema
 from eventkit.settings import PlatformSettings
 from review_service import bootstrap
-from review_service.adapters.queue import CaseStatus as QueueStatus
 from review_service.adapters.queue import (
+    QUEUE_SCHEMA,
     InvalidQuery,
     QueueFilters,
     QueuePageRequest,
@@ -29,6 +31,7 @@ from review_service.adapters.queue import (
     counts,
     list_queue,
 )
+from review_service.adapters.queue import CaseStatus as QueueStatus
 from review_service.domain.access import Reviewer
 from review_service.domain.case import ReviewCase, Verdict
 from review_service.domain.errors import ReviewError
@@ -297,7 +300,8 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start
                 reviewer_id=reviewer.staff_id,
                 case_number_prefix=q,
             )
-            async with service.pool.acquire() as conn:
+            async with service.pool.acquire() as conn, conn.transaction():
+                await use_schema(conn, QUEUE_SCHEMA)
                 page = await list_queue(
                     conn, scope, filters, sort, QueuePageRequest(size=size, after=after),
                     now=moment, lease=service.cases.lease,
@@ -305,6 +309,8 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start
                 totals = await counts(conn, scope, moment, service.cases.lease)
         except InvalidQuery as exc:
             raise InvalidQueueQuery(str(exc), str(exc)) from exc
+        except asyncpg.DataError as exc:  # a cursor or text PostgreSQL cannot take (NUL, int32)
+            raise InvalidQueueQuery(f"{type(exc).__name__}: {exc}") from exc
         return QueueRead(
             rows=[
                 QueueRowRead(
