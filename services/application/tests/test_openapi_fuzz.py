@@ -6,13 +6,10 @@ to retry."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import asyncpg
@@ -28,8 +25,8 @@ from application_service.entrypoints.api import build_app
 from devstack import Endpoints
 from eventkit.db import create_pool
 from eventkit.envelope import Actor
-from servicekit.signing import IDENTITY_ISSUER, Ed25519KeyPair, issue_token, jwks
-from servicekit.testing import serve
+from servicekit.signing import IDENTITY_ISSUER, Ed25519KeyPair, issue_token
+from servicekit.testing import serve, serve_jwks
 
 pytestmark = pytest.mark.integration
 
@@ -86,23 +83,8 @@ async def _drop(stack: Endpoints, name: str) -> None:
 @pytest.fixture(scope="module")
 def jwks_url() -> Iterator[str]:
     """A JWKS document with the test key, served over HTTP as identity serves its own."""
-    document = json.dumps(jwks(KEYPAIR)).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, *args: object) -> None:
-            return None
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve_jwks(KEYPAIR) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

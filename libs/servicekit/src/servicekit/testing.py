@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 from starlette.types import ASGIApp
+
+from servicekit.signing import Ed25519KeyPair, jwks
 
 
 def free_port() -> int:
@@ -89,3 +95,29 @@ async def serve_in_process(
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=timeout)
+
+
+@contextmanager
+def serve_jwks(*keypairs: Ed25519KeyPair) -> Iterator[str]:
+    """Serve a JWKS document of `keypairs` over HTTP (as identity serves its own) on a free
+    port in a thread; yield the base URL a service's `*_IDENTITY_URL` can point at."""
+    document = json.dumps(jwks(*keypairs)).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
