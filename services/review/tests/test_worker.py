@@ -35,6 +35,7 @@ def test_only_the_decision_stream_is_published() -> None:
     assert route("review.anything_else") is None
     assert set(CONSUMED_TOPICS) == {
         EXEMPTION_STREAM.topic, WINDOW_STREAM.topic, DECISION_STREAM.topic,
+        "credential.degree.v1", "credential.certificate.v1",
     }  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from eventkit.migrations import migrate
 from eventkit.projection import create_schema
 from eventkit.settings import PlatformSettings
 from eventkit.store import EventStore
+from review_service.adapters.evidence import ReviewEvidence
 from review_service.adapters.queue import QueueProjection
 from review_service.adapters.submissions import SUBMISSIONS_SCHEMA, Submissions
 from review_service.service_layer.cases import Cases
@@ -37,6 +38,8 @@ async def prepare_database(dsn: str) -> None:
         await create_schema(conn, Submissions(), SUBMISSIONS_SCHEMA)
         queue = QueueProjection()
         await create_schema(conn, queue, queue.name)
+        evidence = ReviewEvidence()
+        await create_schema(conn, evidence, evidence.name)
     finally:
         await conn.close()
 

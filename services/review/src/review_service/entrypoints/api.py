@@ -21,6 +21,7 @@ from eventkit.logs import configure_logging
 from eventkit.projection import use_schema
 from eventkit.settings import PlatformSettings
 from review_service import bootstrap
+from review_service.adapters.evidence import CertificateEvidence, evidence_for
 from review_service.adapters.queue import (
     QUEUE_SCHEMA,
     InvalidQuery,
@@ -148,6 +149,15 @@ class CaseRead(BaseModel):
             if changes
             else None,
         )
+
+
+class CaseEvidenceRead(BaseModel):
+    """The evidence of the current snapshot: each certificate next to what was verified."""
+
+    application_id: uuid.UUID
+    candidate_id: uuid.UUID
+    submission_number: int
+    certificates: list[CertificateEvidence]
 
 
 class TrailEntry(BaseModel):
@@ -343,6 +353,25 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start
         """申请详情 for a reviewer who may see it."""
         found = await service.cases.view(reviewer_of(staff), application_id)
         return CaseRead.of(found, now(), service.cases.lease)
+
+    @app.get(
+        f"{BASE}/cases/{{application_id}}/evidence",
+        response_model=CaseEvidenceRead,
+        tags=["review"],
+    )
+    async def evidence(
+        application_id: uuid.UUID, service: Service, staff: Staff
+    ) -> CaseEvidenceRead:
+        """证书核验信息: the verified degree or certificate check behind each certificate."""
+        found = await service.cases.view(reviewer_of(staff), application_id)
+        async with service.pool.acquire() as conn:
+            certificates = await evidence_for(conn, found)
+        return CaseEvidenceRead(
+            application_id=found.application_id,
+            candidate_id=found.candidate_id,
+            submission_number=found.submission_number,
+            certificates=certificates,
+        )
 
     @app.get(
         f"{BASE}/cases/{{application_id}}/history", response_model=CaseHistory, tags=["review"]

@@ -16,6 +16,7 @@ from eventkit.consumer import KafkaProjectionRunner
 from eventkit.settings import PlatformSettings
 from eventkit.worker import Component, every, run_service_worker
 from review_service import bootstrap
+from review_service.adapters.evidence import ReviewEvidence
 from review_service.adapters.queue import QUEUE_SCHEMA, QueueProjection
 from review_service.adapters.submissions import Submissions
 from review_service.service_layer.cases import Cases
@@ -24,7 +25,12 @@ from review_service.settings import ReviewSettings
 log = logging.getLogger(__name__)
 
 ROUTES = {DECISION_STREAM.stream_type: DECISION_STREAM.topic}
-CONSUMED_TOPICS = (EXEMPTION_STREAM.topic, WINDOW_STREAM.topic, DECISION_STREAM.topic)
+CONSUMED_TOPICS = (
+    EXEMPTION_STREAM.topic,
+    WINDOW_STREAM.topic,
+    DECISION_STREAM.topic,
+    *ReviewEvidence.topics,  # credential-verify's degrees and checks, for the evidence view
+)
 
 
 def route(stream_type: str) -> str | None:
@@ -52,14 +58,16 @@ def lease_sweeper(pool: asyncpg.Pool, cases: Cases, interval: float) -> Componen
 async def components(
     pool: asyncpg.Pool, platform: PlatformSettings
 ) -> AsyncIterator[Mapping[str, Component]]:
-    """The submissions and queue projections and the lease sweep, on the worker's pool."""
+    """The submissions, queue and evidence projections and the lease sweep, on the worker's pool."""
     settings = ReviewSettings()
     service = bootstrap.wire(pool, settings)
     submissions = KafkaProjectionRunner(pool, Submissions(), bootstrap=platform.kafka_bootstrap)
     queue = KafkaProjectionRunner(pool, QueueProjection(), bootstrap=platform.kafka_bootstrap)
+    evidence = KafkaProjectionRunner(pool, ReviewEvidence(), bootstrap=platform.kafka_bootstrap)
     yield {
         "submissions": submissions.run,
         "queue": queue.run,
+        "evidence": evidence.run,
         "leases": lease_sweeper(pool, service.cases, settings.lease_sweep_seconds),
     }
 
