@@ -205,12 +205,15 @@ class EvidenceKit:
         )
         return str(check_id)
 
-    async def failed_check(self, owner: uuid.UUID, exam: str = "cet4") -> str:
+    async def failed_check(
+        self, owner: uuid.UUID, exam: str = "cet4",
+        reason: CertificateFailureReason = CertificateFailureReason.HOLDER_MISMATCH,
+    ) -> str:  # fmt: skip
         check_id = uuid.uuid4()
         await self.facts.apply(
             CertificateVerificationFailed(
                 check_id=check_id, candidate_id=owner, exam=CertificateExam(exam),
-                reason_code=CertificateFailureReason.NOT_FOUND, reason="未查询到该证书",
+                reason_code=reason, reason="证书核验未通过",
             ),
             check_id,
         )  # fmt: skip

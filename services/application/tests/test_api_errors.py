@@ -516,6 +516,20 @@ async def test_a_certificate_is_refused(
     await refused(counts, wizard.add(application_id, body), status, code)
 
 
+async def test_a_certificate_the_authority_cannot_find_goes_to_the_reviewers(
+    wizard: Wizard,
+) -> None:
+    from contracts.credential import CertificateFailureReason
+
+    application_id = await wizard.draft()
+    unverifiable = await wizard.evidence.failed_check(
+        wizard.me, reason=CertificateFailureReason.NOT_FOUND
+    )
+    body = await wizard.cet(certificate_check_ref=unverifiable)
+    added = await wizard.added(application_id, body)
+    assert added["certificates"][0]["certificate_check_ref"] == unverifiable
+
+
 async def test_a_photo_serves_one_certificate(wizard: Wizard, counts: Any) -> None:
     application_id = await wizard.draft()
     photo = await wizard.evidence.photo(wizard.me)

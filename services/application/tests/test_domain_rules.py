@@ -218,7 +218,7 @@ def test_route_lookup() -> None:
         ("CET6", make_check(exam="cet6"), None),
         ("CET6", make_check(exam="cet4"), errors.CheckWrongExam),
         ("CET4", make_check(exam="pets", level=3), errors.CheckWrongExam),
-        ("CET4", make_check(verified=False, reason_code="not_found"), errors.CheckNotVerified),
+        ("CET4", make_check(verified=False, reason_code="holder_mismatch"), errors.CheckNotVerified),
         ("CET4", make_check(candidate_id=OTHER_ID), errors.CheckNotOwned),
         ("CET4-425", make_check(score=425), None),
         ("CET4-425", make_check(score=424), errors.CheckScoreTooLow),
@@ -489,3 +489,14 @@ def test_photos(
     else:
         with pytest.raises(error):
             rules.check_photos(photos, CANDIDATE, evidence, used)
+
+
+def test_a_certificate_the_authority_cannot_find_goes_to_the_reviewers() -> None:
+    # Issue 5: an unverifiable certificate (not in the online query) still goes to a reviewer
+    # with its photo; a holder mismatch does not.
+    unverifiable = make_check(verified=False, reason_code="not_found")
+    evidence = make_evidence(checks=[unverifiable])
+    found = rules.check_certificate_evidence(
+        route("CET4"), unverifiable.check_id, CANDIDATE, evidence
+    )
+    assert found.reason_code == "not_found"
