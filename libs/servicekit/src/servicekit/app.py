@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol, TypeVar
 
 from fastapi import FastAPI
 
-from servicekit.auth import VerifiesTokens
+from eventkit.logs import configure_logging
+from eventkit.settings import PlatformSettings
+from servicekit.auth import JwksClient, TokenVerifier, VerifiesTokens
 from servicekit.context import RequestContext
 from servicekit.errors import ErrorBody, install_error_handlers
 from servicekit.health import Check, health_router
 from servicekit.limits import BodySizeLimit
 from servicekit.metrics import metrics_router
+from servicekit.signing import IDENTITY_ISSUER
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
@@ -44,3 +48,42 @@ def create_app(
     if token_verifier is not None:
         app.state.token_verifier = token_verifier
     return app
+
+
+S = TypeVar("S", bound="Closable")
+
+
+class Closable(Protocol):
+    """A wired service that releases its pools and clients on shutdown."""
+
+    async def close(self) -> None:
+        """Release what the service holds."""
+        ...
+
+
+def identity_verified_lifespan(
+    service_name: str,
+    start: Callable[[], Awaitable[S]],
+    attach: Callable[[FastAPI, S, TokenVerifier], None],
+    identity_url: Callable[[], str],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The lifespan of a service that verifies identity's tokens: configure logging, start the
+    wired service, attach it with a verifier on identity's JWKS, and close both on shutdown.
+
+    `identity_url` is read at startup (settings come from the environment then).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = PlatformSettings()
+        configure_logging(service_name, platform.log_level, json_lines=platform.log_json)
+        service = await start()
+        jwks = JwksClient(f"{identity_url().rstrip('/')}/.well-known/jwks.json")
+        attach(app, service, TokenVerifier(jwks, issuer=IDENTITY_ISSUER))
+        try:
+            yield
+        finally:
+            await jwks.aclose()
+            await service.close()
+
+    return lifespan

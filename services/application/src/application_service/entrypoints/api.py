@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -29,12 +28,9 @@ from application_service.service_layer.applications import (
 from application_service.settings import ApplicationSettings
 from contracts.base import CertificateKind
 from eventkit.envelope import Actor
-from eventkit.logs import configure_logging
-from eventkit.settings import PlatformSettings
-from servicekit.app import create_app
-from servicekit.auth import CurrentCandidate, JwksClient, Principal, TokenVerifier, require_roles
+from servicekit.app import create_app, identity_verified_lifespan
+from servicekit.auth import CurrentCandidate, Principal, TokenVerifier, require_roles
 from servicekit.context import correlation_id_of
-from servicekit.signing import IDENTITY_ISSUER
 
 BASE = "/api/applications"
 CATALOGUE = "/api/catalogue"
@@ -351,18 +347,9 @@ def build_app(
 ) -> FastAPI:
     """The application API; `start` builds the wired service (tests give their own)."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = PlatformSettings()
-        configure_logging("application", platform.log_level, json_lines=platform.log_json)
-        settings = ApplicationSettings()
-        jwks = JwksClient(f"{settings.identity_url.rstrip('/')}/.well-known/jwks.json")
-        attach(app, await start(), TokenVerifier(jwks, issuer=IDENTITY_ISSUER))
-        try:
-            yield
-        finally:
-            await jwks.aclose()
-            await app.state.application.close()
+    lifespan = identity_verified_lifespan(
+        "application", start, attach, lambda: ApplicationSettings().identity_url
+    )
 
     async def database_ready() -> None:
         await app.state.application.pool.fetchval("SELECT 1")

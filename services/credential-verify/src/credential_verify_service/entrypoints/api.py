@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -18,12 +17,9 @@ from credential_verify_service.adapters.chsi import SIGNATURE_HEADER
 from credential_verify_service.service_layer.certificates import CheckView
 from credential_verify_service.service_layer.degrees import AuthorizationView, DegreeView
 from credential_verify_service.settings import CredentialSettings
-from eventkit.logs import configure_logging
-from eventkit.settings import PlatformSettings
-from servicekit.app import create_app
-from servicekit.auth import CurrentCandidate, JwksClient, TokenVerifier
+from servicekit.app import create_app, identity_verified_lifespan
+from servicekit.auth import CurrentCandidate, TokenVerifier
 from servicekit.context import correlation_id_of
-from servicekit.signing import IDENTITY_ISSUER
 
 BASE = "/api/credentials"
 
@@ -185,18 +181,9 @@ def build_app(
 ) -> FastAPI:
     """The credential-verify API; `start` builds the wired service (tests give their own)."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = PlatformSettings()
-        configure_logging("credential-verify", platform.log_level, json_lines=platform.log_json)
-        settings = CredentialSettings()
-        jwks = JwksClient(f"{settings.identity_url.rstrip('/')}/.well-known/jwks.json")
-        attach(app, await start(), TokenVerifier(jwks, issuer=IDENTITY_ISSUER))
-        try:
-            yield
-        finally:
-            await jwks.aclose()
-            await app.state.credential.close()
+    lifespan = identity_verified_lifespan(
+        "credential-verify", start, attach, lambda: CredentialSettings().identity_url
+    )
 
     async def database_ready() -> None:
         await app.state.credential.pool.fetchval("SELECT 1")

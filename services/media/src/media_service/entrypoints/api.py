@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from pydantic import BaseModel, Field
 
-from eventkit.logs import configure_logging
-from eventkit.settings import PlatformSettings
 from media_service import bootstrap
 from media_service.adapters.multipart import MAX_OTHER_BYTES, read_file_part
 from media_service.adapters.storage import Variant
@@ -22,16 +19,14 @@ from media_service.domain.errors import PhotoTooLarge
 from media_service.domain.photo_rules import MAX_UPLOAD_BYTES
 from media_service.service_layer.photos import Photo
 from media_service.settings import MediaSettings
-from servicekit.app import create_app
+from servicekit.app import create_app, identity_verified_lifespan
 from servicekit.auth import (
     CurrentCandidate,
     CurrentPrincipal,
-    JwksClient,
     Principal,
     TokenVerifier,
 )
 from servicekit.context import correlation_id_of
-from servicekit.signing import IDENTITY_ISSUER
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +116,9 @@ def attach(app: FastAPI, media: bootstrap.Media, verifier: TokenVerifier) -> Non
 def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start) -> FastAPI:
     """The media API; `start` builds the wired service at startup (tests give their own)."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = PlatformSettings()
-        configure_logging("media", platform.log_level, json_lines=platform.log_json)
-        settings = MediaSettings()
-        jwks = JwksClient(f"{settings.identity_url.rstrip('/')}/.well-known/jwks.json")
-        attach(app, await start(), TokenVerifier(jwks, issuer=IDENTITY_ISSUER))
-        try:
-            yield
-        finally:
-            await jwks.aclose()
-            await app.state.media.close()
+    lifespan = identity_verified_lifespan(
+        "media", start, attach, lambda: MediaSettings().identity_url
+    )
 
     async def database_ready() -> None:
         await app.state.media.pool.fetchval("SELECT 1")

@@ -7,8 +7,7 @@ points (others answer 404), a senior reviewer the province; candidates and ops g
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,9 +16,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import CourseOutcome
-from eventkit.logs import configure_logging
 from eventkit.projection import use_schema
-from eventkit.settings import PlatformSettings
 from review_service import bootstrap
 from review_service.adapters.evidence import CertificateEvidence, evidence_for
 from review_service.adapters.queue import (
@@ -38,9 +35,8 @@ from review_service.domain.case import ReviewCase, Verdict
 from review_service.domain.errors import ReviewError
 from review_service.domain.templates import DENIAL_REASONS, RETURN_REASONS
 from review_service.settings import ReviewSettings
-from servicekit.app import create_app
-from servicekit.auth import JwksClient, Principal, TokenVerifier, require_roles
-from servicekit.signing import IDENTITY_ISSUER
+from servicekit.app import create_app, identity_verified_lifespan
+from servicekit.auth import Principal, TokenVerifier, require_roles
 
 BASE = "/api/review"
 
@@ -245,18 +241,9 @@ def attach(app: FastAPI, service: bootstrap.Review, verifier: TokenVerifier) -> 
 def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start) -> FastAPI:
     """The review API; `start` builds the wired service (tests give their own)."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = PlatformSettings()
-        configure_logging("review", platform.log_level, json_lines=platform.log_json)
-        settings = ReviewSettings()
-        jwks = JwksClient(f"{settings.identity_url.rstrip('/')}/.well-known/jwks.json")
-        attach(app, await start(), TokenVerifier(jwks, issuer=IDENTITY_ISSUER))
-        try:
-            yield
-        finally:
-            await jwks.aclose()
-            await app.state.review.close()
+    lifespan = identity_verified_lifespan(
+        "review", start, attach, lambda: ReviewSettings().identity_url
+    )
 
     async def database_ready() -> None:
         await app.state.review.pool.fetchval("SELECT 1")
