@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -35,15 +34,9 @@ KEYPAIR = Ed25519KeyPair.generate("application-fuzz")
 CANDIDATE = uuid.uuid4()
 
 
-async def _prepare(stack: Endpoints, name: str) -> None:
+async def _prepare(dsn: str) -> None:
     """A database with the service's schema, the demo catalogue active, an open window and
     the candidate known to the evidence projection (as identity's event would make it)."""
-    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = stack.pg_dsn(name)
     await bootstrap.prepare_database(dsn)
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
@@ -72,14 +65,6 @@ async def _prepare(stack: Endpoints, name: str) -> None:
         await pool.close()
 
 
-async def _drop(stack: Endpoints, name: str) -> None:
-    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
 def jwks_url() -> Iterator[str]:
     """A JWKS document with the test key, served over HTTP as identity serves its own."""
@@ -89,24 +74,20 @@ def jwks_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(
-    stack: Endpoints, jwks_url: str, tmp_path_factory: pytest.TempPathFactory
+    stack: Endpoints, module_database: str, jwks_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The application API under uvicorn on a free port, on a database of its own."""
-    name = f"fuzz_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_prepare(stack, name))
+    asyncio.run(_prepare(module_database))
     env = {
         **os.environ,
         **stack.to_env(),
-        "EVENTKIT_PG_DSN": stack.pg_dsn(name),
+        "EVENTKIT_PG_DSN": module_database,
         "EVENTKIT_LOG_JSON": "true",
         "APPLICATION_IDENTITY_URL": jwks_url,
     }
     log_path: Path = tmp_path_factory.mktemp("application") / "api.log"
-    try:
-        with serve("application_service.entrypoints.api:app", env, log_path) as url:
-            yield url
-    finally:
-        asyncio.run(_drop(stack, name))
+    with serve("application_service.entrypoints.api:app", env, log_path) as url:
+        yield url
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 

@@ -40,22 +40,6 @@ TRY_AGAIN_LATER = {
 }
 
 
-async def _create_database(stack: Endpoints, name: str) -> None:
-    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-
-async def _drop_database(stack: Endpoints, name: str) -> None:
-    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def _register(dsn: str) -> None:
     """The candidate as identity's CandidateRegistered put them into the projection."""
     conn = await asyncpg.connect(dsn)
@@ -84,6 +68,7 @@ def jwks_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(
     stack: Endpoints,
+    module_database: str,
     jwks_url: str,
     sandboxes: object,
     tmp_path_factory: pytest.TempPathFactory,
@@ -92,13 +77,11 @@ def server(
     chsi, neea = sandboxes.chsi, sandboxes.neea  # type: ignore[attr-defined]
     for base in (chsi, neea):
         httpx.post(f"{base}/_sandbox/reset", timeout=5).raise_for_status()
-    name = f"fuzz_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_create_database(stack, name))
     port = free_port()
     env = {
         **os.environ,
         **stack.to_env(),
-        "EVENTKIT_PG_DSN": stack.pg_dsn(name),
+        "EVENTKIT_PG_DSN": module_database,
         "EVENTKIT_LOG_JSON": "true",
         "CREDENTIAL_CHSI_URL": chsi,
         "CREDENTIAL_NEEA_URL": neea,
@@ -107,15 +90,10 @@ def server(
         "CREDENTIAL_PROVIDER_TIMEOUT": "2",
     }
     log_path = tmp_path_factory.mktemp("credential-verify") / "api.log"
-    try:
-        with serve(
-            "credential_verify_service.entrypoints.api:app", env, log_path, port=port
-        ) as url:
-            asyncio.run(_register(stack.pg_dsn(name)))  # the schema exists once it is ready
-            yield url
-        assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
-    finally:
-        asyncio.run(_drop_database(stack, name))
+    with serve("credential_verify_service.entrypoints.api:app", env, log_path, port=port) as url:
+        asyncio.run(_register(module_database))  # the schema exists once it is ready
+        yield url
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 
-import asyncpg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from devstack import Endpoints
 from identity_service.entrypoints.api import build_app
 from servicekit.testing import serve
 
@@ -21,20 +17,10 @@ pytestmark = pytest.mark.integration
 schema = schemathesis.openapi.from_dict(build_app().openapi())
 
 
-async def _create_database(stack: Endpoints, name: str) -> None:
-    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
-def server(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """identity's API under uvicorn on a free port, on a database of its own."""
-    name = f"fuzz_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_create_database(stack, name))
-    env = {**os.environ, "EVENTKIT_PG_DSN": stack.pg_dsn(name), "EVENTKIT_LOG_JSON": "true"}
+    env = {**os.environ, "EVENTKIT_PG_DSN": module_database, "EVENTKIT_LOG_JSON": "true"}
     log_path = tmp_path_factory.mktemp("identity") / "api.log"
     with serve("identity_service.entrypoints.api:app", env, log_path) as url:
         yield url

@@ -3,13 +3,11 @@ real database and bucket, signed in as a candidate: no input makes a server erro
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
-import asyncpg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -25,14 +23,6 @@ schema = schemathesis.openapi.from_dict(build_app().openapi())
 KEYPAIR = Ed25519KeyPair.generate("fuzz")
 
 
-async def _create_database(stack: Endpoints, name: str) -> None:
-    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
 def jwks_url() -> Iterator[str]:
     """A JWKS document with the test key, served over HTTP as identity serves its own."""
@@ -42,15 +32,13 @@ def jwks_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(
-    stack: Endpoints, jwks_url: str, tmp_path_factory: pytest.TempPathFactory
+    stack: Endpoints, module_database: str, jwks_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """media's API under uvicorn on a free port, with a database and bucket of its own."""
-    name = f"fuzz_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_create_database(stack, name))
     env = {
         **os.environ,
         **stack.to_env(),
-        "EVENTKIT_PG_DSN": stack.pg_dsn(name),
+        "EVENTKIT_PG_DSN": module_database,
         "EVENTKIT_LOG_JSON": "true",
         "MEDIA_BUCKET": f"fuzz-{uuid.uuid4().hex[:12]}",
         "MEDIA_IDENTITY_URL": jwks_url,
