@@ -28,8 +28,8 @@ from application_service.domain.application import (
 from application_service.domain.catalogue import Catalogue
 from application_service.domain.evidence import CandidateFacts, Evidence
 from application_service.service_layer.windows import Windows
-from contracts.application import EXEMPTION_STREAM
-from contracts.base import ContractEvent, CourseDecision, ReviewStage
+from contracts.application import EXEMPTION_STREAM, ApplicationDecided
+from contracts.base import ContractEvent, CourseDecision, CourseOutcome, ReviewStage
 from contracts.registry import REGISTRY
 from eventkit.db import Conn
 from eventkit.envelope import Actor, EventEnvelope, Metadata, NewEvent
@@ -119,18 +119,13 @@ class Applications:
     # -- loading ----------------------------------------------------------------------------
 
     async def _facts(self, conn: Conn, candidate_id: uuid.UUID) -> tuple[CandidateFacts, Evidence]:
-        exempted = await conn.fetch(
-            """
-            SELECT DISTINCT jsonb_array_elements(payload->'decisions')->>'course_code' AS code,
-                   jsonb_array_elements(payload->'decisions')->>'outcome' AS outcome
-            FROM eventkit.events
-            WHERE stream_type = $1 AND event_type = 'ApplicationDecided'
-              AND payload->>'candidate_id' = $2
-            """,
-            STREAM_TYPE,
-            str(candidate_id),
+        granted = frozenset(
+            r["course_code"]
+            for r in await conn.fetch(
+                "SELECT course_code FROM application.exempted_courses WHERE candidate_id = $1",
+                candidate_id,
+            )
         )
-        granted = frozenset(r["code"] for r in exempted if r["outcome"] == "granted")
         candidate = await load_candidate(conn, candidate_id, exempted=granted)
         if candidate is None:
             raise CandidateNotSynced(f"candidate {candidate_id} not known yet")
@@ -177,6 +172,19 @@ class Applications:
         except ConcurrencyError as exc:
             raise ConcurrentChange(str(exc)) from exc
         after = application.apply_all(events)
+        granted = [
+            (after.candidate_id, d.course_code, after.application_id)
+            for e in events
+            if isinstance(e, ApplicationDecided)
+            for d in e.decisions
+            if d.outcome is CourseOutcome.GRANTED
+        ]
+        if granted:
+            await conn.executemany(
+                "INSERT INTO application.exempted_courses (candidate_id, course_code,"
+                " application_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                granted,
+            )
         await conn.execute(
             """
             UPDATE application.applications
