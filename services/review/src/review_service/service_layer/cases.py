@@ -44,6 +44,10 @@ def _decode(envelope: EventEnvelope) -> ContractEvent:
     return event
 
 
+def _fold(trail: Sequence[EventEnvelope]) -> ReviewCase:
+    return ReviewCase.from_events([(_decode(e), e.occurred_at) for e in trail])
+
+
 def merge(inputs: Sequence[EventEnvelope], own: Sequence[EventEnvelope]) -> list[EventEnvelope]:
     """Application and review events of one case in the order they happened.
 
@@ -83,13 +87,18 @@ class Cases:
         self.lease = lease
         self._now = clock
 
-    async def load(self, conn: Conn, application_id: uuid.UUID) -> ReviewCase | None:
-        """The case as it stands, or None when review has not received it."""
+    async def _trail(self, conn: Conn, application_id: uuid.UUID) -> list[EventEnvelope]:
+        """Every event of one case, both sources, in order; empty when review has not got it."""
         inputs = await load_inputs(conn, application_id)
         if not inputs:
-            return None
+            return []
         own = await self._store.load(STREAM_TYPE, str(application_id), conn=conn)
-        return ReviewCase.from_events([(_decode(e), e.occurred_at) for e in merge(inputs, own)])
+        return merge(inputs, own)
+
+    async def load(self, conn: Conn, application_id: uuid.UUID) -> ReviewCase | None:
+        """The case as it stands, or None when review has not received it."""
+        trail = await self._trail(conn, application_id)
+        return _fold(trail) if trail else None
 
     async def view(self, reviewer: Reviewer, application_id: uuid.UUID) -> ReviewCase:
         """The case, for a reviewer who may see it (404 for anyone else)."""
@@ -104,19 +113,17 @@ class Cases:
     ) -> tuple[ReviewCase, list[EventEnvelope]]:
         """The case and every event of its audit trail, both sources, in order."""
         async with self._pool.acquire() as conn:
-            inputs = await load_inputs(conn, application_id)
-            own = await self._store.load(STREAM_TYPE, str(application_id), conn=conn)
-        if not inputs:
+            merged = await self._trail(conn, application_id)
+        if not merged:
             raise CaseNotFound(f"case {application_id} unknown")
-        merged = merge(inputs, own)
-        case = ReviewCase.from_events([(_decode(e), e.occurred_at) for e in merged])
+        case = _fold(merged)
         if not may_view(reviewer, case):
             raise CaseNotFound(f"case {application_id} not visible to {reviewer.staff_id}")
         return case, merged
 
     async def _act(
         self,
-        reviewer: Reviewer,
+        actor: Actor,
         application_id: uuid.UUID,
         decide: Callable[[ReviewCase, datetime], list[ContractEvent]],
     ) -> ReviewCase:
@@ -134,7 +141,7 @@ class Cases:
                     str(application_id),
                     case.decision_version,
                     [NewEvent.of(e) for e in events],
-                    Metadata(actor=Actor(kind="staff", id=str(reviewer.staff_id))),
+                    Metadata(actor=actor),
                     conn=conn,
                 )
             except ConcurrencyError as exc:
@@ -143,12 +150,15 @@ class Cases:
                 case = case.apply(event, now)
             return case
 
+    def _reviewer(self, reviewer: Reviewer) -> Actor:
+        return Actor(kind="staff", id=str(reviewer.staff_id))
+
     async def claim(
         self, reviewer: Reviewer, application_id: uuid.UUID, *, submission_number: int
     ) -> ReviewCase:
         """领取 (or renew one's own claim)."""
         return await self._act(
-            reviewer,
+            self._reviewer(reviewer),
             application_id,
             lambda case, now: case.claim(
                 reviewer, now, submission_number=submission_number, lease=self.lease
@@ -160,7 +170,7 @@ class Cases:
     ) -> ReviewCase:
         """释放: give the case back to the queue."""
         return await self._act(
-            reviewer,
+            self._reviewer(reviewer),
             application_id,
             lambda case, now: case.release(
                 reviewer, now, submission_number=submission_number, lease=self.lease
@@ -178,7 +188,7 @@ class Cases:
     ) -> ReviewCase:
         """初审完成: the point's per-course opinion goes to the province."""
         return await self._act(
-            reviewer,
+            self._reviewer(reviewer),
             application_id,
             lambda case, now: case.complete_initial_review(
                 reviewer, now, verdicts, note,
@@ -197,7 +207,7 @@ class Cases:
     ) -> ReviewCase:
         """退回: back to the candidate with a reason."""
         return await self._act(
-            reviewer,
+            self._reviewer(reviewer),
             application_id,
             lambda case, now: case.return_to_candidate(
                 reviewer, now, reason, course_notes,
@@ -216,7 +226,7 @@ class Cases:
     ) -> ReviewCase:
         """复审: the province's final per-course decision."""
         return await self._act(
-            reviewer,
+            self._reviewer(reviewer),
             application_id,
             lambda case, now: case.approve(
                 reviewer, now, verdicts, objection_deadline,
@@ -228,24 +238,18 @@ class Cases:
         """Record the expired claims of these cases as lapsed; returns how many lapsed."""
         lapsed = 0
         for application_id in application_ids:
-            now = self._now()
-            async with self._pool.acquire() as conn, conn.transaction():
-                case = await self.load(conn, application_id)
-                if case is None:
-                    continue
-                events = case.lapse(now, self.lease)
-                if not events:
-                    continue
-                try:
-                    await self._store.append(
-                        STREAM_TYPE,
-                        str(application_id),
-                        case.decision_version,
-                        [NewEvent.of(e) for e in events],
-                        Metadata(actor=Actor.system("review-lease")),
-                        conn=conn,
-                    )
-                except ConcurrencyError:
-                    continue  # someone acted on it meanwhile
+            events: list[ContractEvent] = []
+
+            def decide(
+                case: ReviewCase, now: datetime, sink: list[ContractEvent] = events
+            ) -> list[ContractEvent]:
+                sink[:] = case.lapse(now, self.lease)
+                return sink
+
+            try:
+                await self._act(Actor.system("review-lease"), application_id, decide)
+            except (CaseNotFound, ConcurrentDecision):
+                continue  # gone, or someone acted on it meanwhile
+            if events:
                 lapsed += 1
         return lapsed
