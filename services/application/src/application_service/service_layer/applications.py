@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 
@@ -427,11 +427,11 @@ class Applications:
         *,
         application_id: uuid.UUID,
         decisions: Sequence[CourseDecision],
-        objection_deadline: object = None,
+        objection_deadline: date | None = None,
     ) -> None:
         """The province decided: record the per-course result."""
         application = await self._load(conn, None, application_id)
-        events = application.decided(decisions, objection_deadline)  # type: ignore[arg-type]
+        events = application.decided(decisions, objection_deadline)
         await self._append(
             conn, application, events, Metadata.reacting_to(cause, Actor.system("review-policy"))
         )
