@@ -1,4 +1,5 @@
-"""Shared fixtures: the local stack (real PostgreSQL, Kafka, S3) and a fresh database per test."""
+"""Shared fixtures: the local stack (real PostgreSQL, Kafka, S3), a fresh database per test, and
+the browser (system Chromium via Playwright) with screenshots."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, async_playwright
 
-from devstack import Endpoints, Stack, StackConfig
+from devstack import Endpoints, Stack, StackConfig, browser
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
 
@@ -75,3 +78,49 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(database, min_size=1, max_size=24)
     yield p
     await p.close()
+
+
+# --- browser tests (system Chromium via Playwright; mark them `integration` and `browser`) ------
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    """Headless system Chromium for the session; fails (never skips) when it is not installed."""
+    missing = browser.missing_chromium_message()
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    async with async_playwright() as pw:
+        b = await browser.launch_chromium(pw)
+        yield b
+        await b.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser_page(chromium: Browser) -> AsyncIterator[Page]:
+    """A page in a fresh context (zh-CN, 1366x900); both closed afterwards."""
+    context = await browser.new_context(chromium)
+    page = await context.new_page()
+    yield page
+    await context.close()
+
+
+@pytest.fixture
+def console_errors(browser_page: Page) -> list[str]:
+    """Console errors and uncaught exceptions of `browser_page`, collected as they happen."""
+    errors: list[str] = []
+    browser_page.on(
+        "console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None
+    )
+    browser_page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    return errors
+
+
+@pytest.fixture
+def screenshots(request: pytest.FixtureRequest) -> browser.Screenshots:
+    """`await screenshots.shot(page, "step")` saves `<root>/<module>/<test>/01-step.png`, ...
+    (root: $SCREENSHOT_DIR or .run/screenshots); returns the path."""
+    return browser.Screenshots.for_test(
+        browser.screenshot_root(request.config.rootpath),
+        request.node.path.stem,
+        request.node.name,
+    )

@@ -3,11 +3,13 @@ on a fresh database."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -314,3 +316,126 @@ class Feed:
 @pytest.fixture
 def feed(review_db: asyncpg.Pool) -> Feed:
     return Feed(review_db)
+
+
+# --- the reviewer UI: review's app on a real identity (in process), staff logged in by form ----
+
+IDENTITY_MIGRATIONS = (
+    Path(__file__).resolve().parents[2] / "identity/src/identity_service/migrations"
+)
+STAFF_PASSWORD = "Shenhe#2026pass"
+SESSION_KEY = "q" * 43  # base64 of 32 bytes (test only)
+
+
+@dataclass
+class WebRig:
+    """Review's UI wired to the fresh database, a real identity beside it, and a feed."""
+
+    identity: Any  # identity_service.bootstrap.Identity
+    service: bootstrap.Review
+    app: Any
+    feed: Feed
+    staff: dict[str, uuid.UUID]
+
+    def client(self) -> httpx.AsyncClient:
+        """A browser-like client: its own cookie jar, no redirects followed."""
+        transport = httpx.ASGITransport(app=self.app, client=("10.9.8.7", 50000))
+        return httpx.AsyncClient(transport=transport, base_url="http://review")
+
+    async def login(
+        self, client: httpx.AsyncClient, username: str, password: str = STAFF_PASSWORD
+    ) -> httpx.Response:
+        """Log in through the login form (captcha solved); the POST's response."""
+        from identity_service.testing import captcha_answer
+
+        form = await client.get("/login")
+        assert form.status_code == 200, form.text
+        fields = self.hidden(form.text)
+        answer = await captcha_answer(self.identity, fields["captcha_id"])
+        return await client.post(
+            "/login",
+            data={**fields, "username": username, "password": password, "captcha_answer": answer},
+        )
+
+    @staticmethod
+    def hidden(html: str, form_action: str | None = None) -> dict[str, str]:
+        """The hidden inputs of the page's (or one form's) HTML."""
+        return hidden_fields(html, form_action)
+
+
+def hidden_fields(html: str, form_action: str | None = None) -> dict[str, str]:
+    """The hidden inputs of the page's (or one form's) HTML."""
+    if form_action is not None:
+        start = html.index(f'action="{form_action}"')
+        html = html[start : html.index("</form>", start)]
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+@pytest.fixture
+async def web(review_db: asyncpg.Pool, database: str) -> AsyncIterator[WebRig]:
+    """Review's app with its UI; identity's real app in process for login and JWKS."""
+    from eventkit.migrations import migrate
+    from identity_service.adapters.pii import PiiCipher
+    from identity_service.bootstrap import wire as wire_identity
+    from identity_service.entrypoints.api import attach as attach_identity
+    from identity_service.entrypoints.api import build_app as build_identity
+    from identity_service.settings import IdentitySettings
+    from review_service.adapters.media import MediaLinks
+    from review_service.adapters.people import PEOPLE_SCHEMA, People
+    from servicekit.auth import JwksClient
+    from servicekit.identity_client import IdentityClient
+
+    await migrate(database, "identity", IDENTITY_MIGRATIONS)
+    identity = wire_identity(
+        review_db, IdentitySettings(), PiiCipher({"t1": b"k" * 32}, "t1", b"h" * 32)
+    )
+    await identity.keys.ensure_key()
+    identity_app = build_identity()
+    attach_identity(identity_app, identity)
+    identity_transport = httpx.ASGITransport(app=identity_app)
+
+    staff: dict[str, uuid.UUID] = {}
+    accounts = {
+        "point.reviewer1": ("小店区确认点 审核员一", ["reviewer"], ["140105"]),
+        "point.reviewer2": ("小店区确认点 审核员二", ["reviewer"], ["140105"]),
+        "other.reviewer": ("迎泽区确认点 审核员", ["reviewer"], ["140106"]),
+        "province.senior": ("省考试院 复审员", ["senior_reviewer"], []),
+        "ops.engineer": ("运维 值班", ["ops"], []),
+    }
+    for username, (name, roles, points) in accounts.items():
+        staff[username] = await identity.staff.create(
+            username=username, display_name=name, roles=roles, confirmation_points=points,
+            password=STAFF_PASSWORD, created_by="review-tests",
+        )  # fmt: skip
+    # What the people projection would learn from identity's staff stream.
+    store = EventStore(review_db)
+    people = People()
+    async with review_db.acquire() as conn:
+        await create_schema(conn, people, PEOPLE_SCHEMA)
+    for staff_id in staff.values():
+        for env in await store.load("identity.staff", str(staff_id)):
+            async with review_db.acquire() as conn, conn.transaction():
+                await use_schema(conn, PEOPLE_SCHEMA)
+                await people.apply(conn, env)
+
+    settings = ReviewSettings(secure_cookies=False, session_key=SESSION_KEY)
+    service = bootstrap.wire(review_db, settings)
+    await service.identity.aclose()  # type: ignore[union-attr]
+    await service.media.aclose()  # type: ignore[union-attr]
+    service.identity = IdentityClient("http://identity", transport=identity_transport)
+    service.media = MediaLinks("http://127.0.0.1:9", timeout=0.5)  # no media: photos unavailable
+    jwks_http = httpx.AsyncClient(transport=identity_transport, base_url="http://identity")
+    verifier = TokenVerifier(
+        JwksClient("http://identity/.well-known/jwks.json", http=jwks_http),
+        issuer=IDENTITY_ISSUER,
+    )
+    app = build_app()
+    attach(app, service, verifier)
+    feed = Feed(review_db)
+    await feed.window()
+    try:
+        yield WebRig(identity, service, app, feed, staff)
+    finally:
+        await service.identity.aclose()
+        await service.media.aclose()
+        await jwks_http.aclose()

@@ -36,6 +36,7 @@ def test_only_the_decision_stream_is_published() -> None:
     assert set(CONSUMED_TOPICS) == {
         EXEMPTION_STREAM.topic, WINDOW_STREAM.topic, DECISION_STREAM.topic,
         "credential.degree.v1", "credential.certificate.v1",
+        "identity.candidate.v1", "identity.staff.v1",
     }  # fmt: skip
 
 

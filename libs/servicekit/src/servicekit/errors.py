@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.types import Send
@@ -131,6 +132,51 @@ def error_response(
     )
 
 
+@dataclass(frozen=True)
+class ErrorView:
+    """What an HTML error page shows: status, stable code, Chinese message, request id."""
+
+    status: int
+    code: str
+    message: str
+    request_id: str
+    fields: tuple[FieldError, ...] = ()
+
+
+ErrorPage = Callable[[Request, ErrorView], Awaitable[Response | None]]
+
+
+def set_error_page(app: FastAPI, page: ErrorPage) -> None:
+    """Let a web UI render errors as HTML: `page` answers a Response for the requests it owns
+    (its pages, not `/api/...`) and None for the rest, which keep the JSON body."""
+    app.state.error_page = page
+
+
+async def _respond(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    fields: Sequence[FieldError] = (),
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    rid = request_id_of(request)
+    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if page is not None:
+        html = await page(request, ErrorView(status, code, message, rid, tuple(fields)))
+        if html is not None:
+            for name, value in {"X-Request-ID": rid, **(headers or {})}.items():
+                if rid or name != "X-Request-ID":
+                    html.headers[name] = value
+            return html
+    return error_response(
+        status, code, message, rid, field=field, fields=fields, extra=extra, headers=headers
+    )
+
+
 async def send_error(
     send: Send,
     status: int,
@@ -243,17 +289,17 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     log.info(
         "request refused",
         extra={"code": exc.code, "status": exc.status, "detail_en": exc.detail_en},
     )
-    return error_response(
+    return await _respond(
+        request,
         exc.status,
         exc.code,
         exc.message,
-        request_id_of(request),
         field=exc.field,
         fields=exc.fields,
         extra=exc.extra,
@@ -261,36 +307,31 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(
-            400, "request.malformed_json", "提交的内容不是有效的 JSON", request_id_of(request)
-        )
+        return await _respond(request, 400, "request.malformed_json", "提交的内容不是有效的 JSON")
     fields = field_errors(errors)
     log.info(
         "request invalid",
         extra={"code": "request.invalid", "fields": [f"{f.field}:{f.code}" for f in fields]},
     )
-    return error_response(
-        422, "request.invalid", INVALID_REQUEST_MESSAGE, request_id_of(request), fields=fields
-    )
+    return await _respond(request, 422, "request.invalid", INVALID_REQUEST_MESSAGE, fields=fields)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    rid = request_id_of(request)
     headers = dict(exc.headers or {})
     if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-        return error_response(400, "request.not_utf8", "提交的内容不是有效的 UTF-8 文本", rid)
+        return await _respond(request, 400, "request.not_utf8", "提交的内容不是有效的 UTF-8 文本")
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
-        return error_response(400, "request.malformed_json", "提交的内容不是有效的 JSON", rid)
+        return await _respond(request, 400, "request.malformed_json", "提交的内容不是有效的 JSON")
     code, message = _HTTP_ERRORS.get(
         exc.status_code,
         ("internal", INTERNAL_MESSAGE) if exc.status_code >= 500 else ("request.failed", _FAILED),
     )
-    return error_response(exc.status_code, code, message, rid, headers=headers)
+    return await _respond(request, exc.status_code, code, message, headers=headers)
 
 
 def log_unhandled(exc: BaseException) -> None:
@@ -303,9 +344,9 @@ def log_unhandled(exc: BaseException) -> None:
     )
 
 
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+async def _internal_error(request: Request, exc: Exception) -> Response:
     log_unhandled(exc)
-    return error_response(500, "internal", INTERNAL_MESSAGE, request_id_of(request))
+    return await _respond(request, 500, "internal", INTERNAL_MESSAGE)
 
 
 def app_error_of(exc: DomainError) -> AppError:
@@ -315,7 +356,7 @@ def app_error_of(exc: DomainError) -> AppError:
     return AppError(exc.code, exc.message, exc.detail_en, status=exc.status, headers=headers)
 
 
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     return await _app_error(request, app_error_of(exc))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -12,10 +12,13 @@ from eventkit.projection import create_schema
 from eventkit.settings import PlatformSettings
 from eventkit.store import EventStore
 from review_service.adapters.evidence import ReviewEvidence
+from review_service.adapters.media import MediaLinks
+from review_service.adapters.people import People
 from review_service.adapters.queue import QueueProjection
 from review_service.adapters.submissions import SUBMISSIONS_SCHEMA, Submissions
 from review_service.service_layer.cases import Cases
 from review_service.settings import ReviewSettings
+from servicekit.identity_client import IdentityClient
 
 
 @dataclass
@@ -24,9 +27,16 @@ class Review:
 
     pool: asyncpg.Pool
     cases: Cases
+    settings: ReviewSettings = field(default_factory=ReviewSettings)
+    identity: IdentityClient | None = None  # the reviewer UI's login, on identity's API
+    media: MediaLinks | None = None  # signed photo links for the case view
 
     async def close(self) -> None:
-        """Release the pool."""
+        """Release the HTTP clients and the pool."""
+        if self.identity is not None:
+            await self.identity.aclose()
+        if self.media is not None:
+            await self.media.aclose()
         await self.pool.close()
 
 
@@ -40,13 +50,22 @@ async def prepare_database(dsn: str) -> None:
         await create_schema(conn, queue, queue.name)
         evidence = ReviewEvidence()
         await create_schema(conn, evidence, evidence.name)
+        people = People()
+        await create_schema(conn, people, people.name)
     finally:
         await conn.close()
 
 
-def wire(pool: asyncpg.Pool, settings: ReviewSettings) -> Review:
-    """Build the service on an existing pool."""
-    return Review(pool=pool, cases=Cases(pool, EventStore(pool), lease=settings.lease))
+def wire(pool: asyncpg.Pool, settings: ReviewSettings, *, clients: bool = True) -> Review:
+    """Build the service on an existing pool; `clients`: with the HTTP clients the reviewer UI
+    needs (the worker has no UI)."""
+    return Review(
+        pool=pool,
+        cases=Cases(pool, EventStore(pool), lease=settings.lease),
+        settings=settings,
+        identity=IdentityClient(settings.identity_url) if clients else None,
+        media=MediaLinks(settings.media_url) if clients else None,
+    )
 
 
 async def start() -> Review:

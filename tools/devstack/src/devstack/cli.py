@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import system
+from . import browser_packages, system
 from .config import StackConfig
 from .endpoints import Endpoints
 from .errors import DevstackError
@@ -170,6 +170,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     except DevstackError as e:
         print(f"devstack install failed: {e}", file=sys.stderr)
         return 1
+    # Browser tests' system packages; when they cannot be installed we say so and carry on.
+    if browser_packages.ensure_browser_packages(say=lambda line: print(line, flush=True)):
+        print(browser_packages.status_line())
     return 0
 
 
@@ -358,7 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", "per part: pid alive, health check, port")
     p.add_argument("--json", action="store_true")
     add("env", "print the export lines of the running stack")
-    add("install", "check binaries and JDK, fetch the Kafka jars (idempotent)")
+    add(
+        "install",
+        "check binaries and JDK, fetch the Kafka jars, apt-get chromium + fonts-noto-cjk"
+        " (idempotent)",
+    )
     return parser
 
 

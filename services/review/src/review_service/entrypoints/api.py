@@ -11,29 +11,23 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-import asyncpg
 from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.base import CourseOutcome
-from eventkit.projection import use_schema
 from review_service import bootstrap
 from review_service.adapters.evidence import CertificateEvidence, evidence_for
-from review_service.adapters.queue import (
-    QUEUE_SCHEMA,
-    InvalidQuery,
-    QueueFilters,
-    QueuePageRequest,
-    QueueScope,
-    QueueSort,
-    counts,
-    list_queue,
-)
 from review_service.adapters.queue import CaseStatus as QueueStatus
-from review_service.domain.access import Reviewer
+from review_service.adapters.queue import QueueFilters, QueuePageRequest, QueueSort
 from review_service.domain.case import ReviewCase, Verdict
-from review_service.domain.errors import ReviewError
 from review_service.domain.templates import DENIAL_REASONS, RETURN_REASONS
+from review_service.entrypoints.web import (
+    install_web,
+    make_web,
+    reviewer_of,
+    security_headers,
+)
+from review_service.service_layer.queue import queue_page
 from review_service.settings import ReviewSettings
 from servicekit.app import create_app, identity_verified_lifespan
 from servicekit.auth import Principal, TokenVerifier, require_roles
@@ -195,30 +189,6 @@ class QueueRead(BaseModel):
     claimed: int
 
 
-class InvalidQueueQuery(ReviewError):
-    """A queue filter or page that cannot be served."""
-
-    code = "review.invalid_query"
-    status = 400
-    default_message = "查询条件不正确"
-
-
-def scope_of(reviewer: Reviewer) -> QueueScope:
-    """Senior reviewers work the province's queue, point reviewers their points'."""
-    if reviewer.is_senior:
-        return QueueScope.province()
-    return QueueScope.for_points(reviewer.points)
-
-
-def reviewer_of(principal: Principal) -> Reviewer:
-    """The review domain's view of a verified staff token."""
-    return Reviewer(
-        staff_id=uuid.UUID(principal.account_id),
-        roles=frozenset(principal.roles),
-        points=principal.confirmation_points,
-    )
-
-
 def _verdicts(items: list[VerdictIn]) -> list[Verdict]:
     return [Verdict(v.course_code, v.outcome, v.reason, v.major_code) for v in items]
 
@@ -233,9 +203,11 @@ Staff = Annotated[Principal, Depends(require_roles("reviewer", "senior_reviewer"
 
 
 def attach(app: FastAPI, service: bootstrap.Review, verifier: TokenVerifier) -> None:
-    """Give the app its wired service and token verifier."""
+    """Give the app its wired service and token verifier (and the reviewer UI its parts)."""
     app.state.review = service
     app.state.token_verifier = verifier
+    if service.identity is not None and service.media is not None:
+        app.state.web = make_web(service, verifier)
 
 
 def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start) -> FastAPI:
@@ -255,6 +227,9 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start
         health_checks={"postgres": database_ready},
         lifespan=lifespan,
     )
+
+    security_headers(app, ReviewSettings())
+    install_web(app)
 
     def now() -> datetime:
         return datetime.now().astimezone()
@@ -283,31 +258,20 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start
     ) -> QueueRead:
         """待审列表: the reviewer's queue with filters, sorting and counts."""
         reviewer = reviewer_of(staff)
-        moment = now()
-        if not reviewer.is_senior and not reviewer.points:
-            raise InvalidQueueQuery("a point reviewer without points", "您的账号未绑定免考确认点")
-        try:
-            scope = scope_of(reviewer)
-            filters = QueueFilters(
-                statuses=tuple(QueueStatus(s) for s in status) if status else None,
-                major_code=major,
-                route_id=route,
-                overdue=overdue,
-                claim=claim,
-                reviewer_id=reviewer.staff_id,
-                case_number_prefix=q,
-            )
-            async with service.pool.acquire() as conn, conn.transaction():
-                await use_schema(conn, QUEUE_SCHEMA)
-                page = await list_queue(
-                    conn, scope, filters, sort, QueuePageRequest(size=size, after=after),
-                    now=moment, lease=service.cases.lease,
-                )  # fmt: skip
-                totals = await counts(conn, scope, moment, service.cases.lease)
-        except InvalidQuery as exc:
-            raise InvalidQueueQuery(str(exc), str(exc)) from exc
-        except asyncpg.DataError as exc:  # a cursor or text PostgreSQL cannot take (NUL, int32)
-            raise InvalidQueueQuery(f"{type(exc).__name__}: {exc}") from exc
+        filters = QueueFilters(
+            statuses=tuple(QueueStatus(s) for s in status) if status else None,
+            major_code=major,
+            route_id=route,
+            overdue=overdue,
+            claim=claim,
+            reviewer_id=reviewer.staff_id,
+            case_number_prefix=q,
+        )
+        view = await queue_page(
+            service.pool, reviewer, filters, sort, QueuePageRequest(size=size, after=after),
+            now=now(), lease=service.cases.lease,
+        )  # fmt: skip
+        page, totals = view.page, view.totals
         return QueueRead(
             rows=[
                 QueueRowRead(

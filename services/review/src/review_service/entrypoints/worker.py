@@ -17,6 +17,7 @@ from eventkit.settings import PlatformSettings
 from eventkit.worker import Component, every, run_service_worker
 from review_service import bootstrap
 from review_service.adapters.evidence import ReviewEvidence
+from review_service.adapters.people import People
 from review_service.adapters.queue import QUEUE_SCHEMA, QueueProjection
 from review_service.adapters.submissions import Submissions
 from review_service.service_layer.cases import Cases
@@ -30,6 +31,7 @@ CONSUMED_TOPICS = (
     WINDOW_STREAM.topic,
     DECISION_STREAM.topic,
     *ReviewEvidence.topics,  # credential-verify's degrees and checks, for the evidence view
+    *People.topics,  # identity's candidates and staff, for names on the case and the trail
 )
 
 
@@ -58,16 +60,18 @@ def lease_sweeper(pool: asyncpg.Pool, cases: Cases, interval: float) -> Componen
 async def components(
     pool: asyncpg.Pool, platform: PlatformSettings
 ) -> AsyncIterator[Mapping[str, Component]]:
-    """The submissions, queue and evidence projections and the lease sweep, on the worker's pool."""
+    """The submissions, queue, evidence and people projections and the lease sweep."""
     settings = ReviewSettings()
-    service = bootstrap.wire(pool, settings)
+    service = bootstrap.wire(pool, settings, clients=False)
     submissions = KafkaProjectionRunner(pool, Submissions(), bootstrap=platform.kafka_bootstrap)
     queue = KafkaProjectionRunner(pool, QueueProjection(), bootstrap=platform.kafka_bootstrap)
     evidence = KafkaProjectionRunner(pool, ReviewEvidence(), bootstrap=platform.kafka_bootstrap)
+    people = KafkaProjectionRunner(pool, People(), bootstrap=platform.kafka_bootstrap)
     yield {
         "submissions": submissions.run,
         "queue": queue.run,
         "evidence": evidence.run,
+        "people": people.run,
         "leases": lease_sweeper(pool, service.cases, settings.lease_sweep_seconds),
     }
 
