@@ -59,9 +59,11 @@ bench-application: install ## application: 1,000 candidates draft, add a certifi
 	@$(UV) run --frozen devstack exec --run-dir .run/bench-application -- \
 		$(UV) run --frozen python bench/application_submit.py
 
-bench-review: install ## review: the queue page's query with 10,000 cases waiting (one point, province)
+bench-review: install ## review: the queue's queries, then the reviewer UI's queue page over HTTP, 10,000 cases waiting
 	@$(UV) run --frozen devstack exec --run-dir .run/bench-review -- \
 		$(UV) run --frozen python bench/review_queue.py
+	@$(UV) run --frozen devstack exec --run-dir .run/bench-review -- \
+		$(UV) run --frozen python bench/review_queue_page.py
 
 bench-media: install ## media: the photo pipeline on a 3 MB 12-megapixel JPEG (one core), then whole uploads to S3
 	@$(UV) run --frozen python bench/media_pipeline.py

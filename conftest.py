@@ -14,6 +14,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
 from devstack import Endpoints, Stack, StackConfig, browser
+from devstack.testing import create_database, drop_database
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
 
@@ -29,25 +30,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         yield stack.start()
     finally:
         stack.stop()
-
-
-async def create_database(stack: Endpoints, name: str) -> str:
-    """Create an empty database on the stack; its DSN."""
-    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return stack.pg_dsn(name)
-
-
-async def drop_database(stack: Endpoints, name: str) -> None:
-    """Drop a database, closing whatever still uses it."""
-    admin = await asyncpg.connect(stack.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

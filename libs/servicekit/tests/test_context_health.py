@@ -158,3 +158,31 @@ async def test_openapi_stays_on(client: httpx.AsyncClient) -> None:
     response = await client.get("/openapi.json")
     assert response.status_code == 200
     assert "/candidates/{candidate_id}" in response.json()["paths"]
+
+
+def _request(peer: str, forwarded: str | None = None) -> Any:
+    from starlette.requests import Request
+
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+    return Request({"type": "http", "client": (peer, 1234), "headers": headers})
+
+
+@pytest.mark.unit
+def test_client_address_believes_only_trusted_proxies() -> None:
+    from servicekit.context import client_address, parse_networks
+
+    proxies = parse_networks("127.0.0.1, 10.0.0.0/8")
+    # a direct client: its own address, whatever it claims
+    assert client_address(_request("203.0.113.9", "198.51.100.1"), proxies) == "203.0.113.9"
+    # behind our UI: the address the UI forwarded
+    assert client_address(_request("127.0.0.1", "198.51.100.7"), proxies) == "198.51.100.7"
+    # a forged left-most entry is skipped: the right-most untrusted hop counts
+    assert client_address(_request("10.1.2.3", "1.1.1.1, 198.51.100.7, 10.9.9.9"), proxies) == (
+        "198.51.100.7"
+    )
+    # a trusted peer that forwards nothing, or garbage: the peer itself
+    assert client_address(_request("127.0.0.1"), proxies) == "127.0.0.1"
+    assert client_address(_request("127.0.0.1", "not-an-ip"), proxies) == "127.0.0.1"
+    assert client_address(_request("127.0.0.1", "198.51.100.7"), ()) == "127.0.0.1"
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+        parse_networks("10.0.0.0/33")

@@ -6,7 +6,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -117,3 +118,38 @@ def correlation_id_of(request: Request) -> uuid.UUID:
         return uuid.UUID(str(getattr(request.state, "request_id", "")))
     except ValueError:
         return uuid.uuid4()
+
+
+def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """`10.0.0.0/8, 127.0.0.1` as networks; ValueError for anything else."""
+    return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def client_address(
+    request: Request, trusted_proxies: Sequence[IPv4Network | IPv6Network] = ()
+) -> str:
+    """The address of the person behind the request, for throttling and logs.
+
+    The peer's own address, unless the peer is a trusted proxy (our web UIs, the ingress): then
+    the right-most `X-Forwarded-For` entry that is not itself a trusted proxy. Entries a client
+    could have forged (left of the first untrusted one) are never used.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if not trusted_proxies or not _within(peer, trusted_proxies):
+        return peer
+    forwarded = [p.strip() for p in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed([p for p in forwarded if p]):
+        if not _within(hop, trusted_proxies):
+            try:
+                return str(ip_address(hop))
+            except ValueError:
+                return peer  # garbage from the proxy: fall back to the proxy itself
+    return peer
+
+
+def _within(address: str, networks: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)

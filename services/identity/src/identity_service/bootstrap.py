@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 import asyncpg
+from starlette.requests import Request
 
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
@@ -22,6 +24,7 @@ from identity_service.service_layer.profile import CandidateProfiles
 from identity_service.service_layer.staff import StaffAccounts
 from identity_service.service_layer.tokens import Tokens
 from identity_service.settings import IdentitySettings
+from servicekit.context import client_address, parse_networks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -37,6 +40,11 @@ class Identity:
     keys: SigningKeys
     tokens: Tokens
     staff: StaffAccounts
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For counts
+
+    def client_of(self, request: Request) -> str:
+        """The address login throttling counts: behind our web UIs, the person's."""
+        return client_address(request, self.trusted_proxies)
 
     async def close(self) -> None:
         """Release the database pool."""
@@ -68,6 +76,7 @@ def wire(pool: asyncpg.Pool, settings: IdentitySettings, cipher: PiiCipher) -> I
             staff_lookup=staff.current,
         ),
         staff=staff,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 
 

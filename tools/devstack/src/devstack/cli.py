@@ -304,6 +304,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             for item in launched:
                 where = f"http://127.0.0.1:{item.service.port}" if item.kind == "api" else "worker"
                 print(f"  {item.service.name:<18} {item.kind:<6} {where}  (log {item.log_path})")
+            for line in system.web_ui_lines(launched, endpoints.pg_dsn("identity")):
+                print(line)
         else:
             print("services: none has an entrypoint yet (services/*/src/*/entrypoints/api.py)")
         sys.stdout.flush()

@@ -61,6 +61,10 @@ SANDBOXES = (
 SANDBOX_CLI = Path("tools/sandboxes/src/sandboxes/cli.py")
 
 
+# Local http only: the web UIs' session cookies cannot be `Secure` on http://127.0.0.1.
+LOCAL_WEB_ENV = {"review": {"REVIEW_SECURE_COOKIES": "false"}}
+
+
 def service_env(service: Service, endpoints: Endpoints) -> dict[str, str]:
     """The environment of one service's processes: its database, Kafka, S3, and the peers' URLs."""
     env = {
@@ -75,7 +79,28 @@ def service_env(service: Service, endpoints: Endpoints) -> dict[str, str]:
         env[f"SERVICE_URL_{key}"] = f"http://127.0.0.1:{peer.port}"
     for sandbox in SANDBOXES:
         env[f"PROVIDER_URL_{sandbox.command.upper()}"] = sandbox.url
+    env.update(LOCAL_WEB_ENV.get(service.name, {}))
     return env
+
+
+WEB_UIS = {"review": ("reviewer UI (审核工作台)", "/login")}
+
+
+def web_ui_lines(launched: list[Launched], identity_dsn: str) -> list[str]:
+    """The web UIs among the launched APIs, with where to start."""
+    lines = []
+    for item in launched:
+        ui = WEB_UIS.get(item.service.name)
+        if ui and item.kind == "api":
+            title, path = ui
+            lines.append(f"web: {title}: http://127.0.0.1:{item.service.port}{path}")
+    if lines:
+        lines.append(
+            "     a reviewer account: uv run identity staff-create --dsn"
+            f" '{identity_dsn}' --username xiaodian.reviewer1 --display-name 小店区审核员"
+            " --role reviewer --cp 140105"
+        )
+    return lines
 
 
 @dataclass

@@ -138,7 +138,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
     @app.post("/api/identity/login", response_model=TokenRead, tags=["login"])
     async def login(body: LoginRequest, request: Request, identity: Service) -> TokenRead:
         """考生登录: ID number or ticket number, password and captcha."""
-        client = request.client.host if request.client else "unknown"
+        client = identity.client_of(request)
         candidate_id = await identity.accounts.login(
             LoginCandidate(
                 identifier=body.identifier,

@@ -42,7 +42,7 @@ def staff_router() -> APIRouter:
         body: StaffLoginRequest, request: Request, identity: Service
     ) -> TokenRead:
         """工作人员登录: username, password and captcha; same errors as candidate login."""
-        client = request.client.host if request.client else "unknown"
+        client = identity.client_of(request)
         principal = await identity.staff.login(
             body.username, body.password, body.captcha_id, body.captcha_answer, client
         )
