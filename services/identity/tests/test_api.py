@@ -18,6 +18,7 @@ from identity_service.adapters.captcha import ALPHABET
 from identity_service.adapters.pii import PiiCipher
 from identity_service.bootstrap import Identity, wire
 from identity_service.domain.id_card import check_digit
+from identity_service.entrypoints.api import attach, build_app
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
 from identity_service.testing import captcha_answer
@@ -392,3 +393,31 @@ async def test_the_personal_centre_needs_a_valid_candidate_token(
     response = await client.get("/api/identity/me", headers=headers)
     assert response.status_code == 401
     assert response.headers.get("www-authenticate", "").startswith("Bearer")
+
+
+async def test_behind_a_trusted_web_ui_the_forwarded_address_is_throttled(
+    service: Identity,
+) -> None:
+    """The reviewer UI and the portal log people in from their own address: identity counts the
+    address they forward (from trusted peers only), not theirs, so one person's failures never
+    lock every user of a UI."""
+    app = build_app()
+    attach(app, service)
+    keys: dict[str, list[str]] = {}
+    for peer, forwarded in (("127.0.0.1", "198.51.100.7"), ("10.1.2.3", "198.51.100.8")):
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://identity") as c:
+            captcha = await solve_captcha(c, service)
+            refused = await c.post(
+                "/api/identity/login",
+                json={"identifier": ticket(3), "password": "Wrong#2026x", **captcha},
+                headers={"X-Forwarded-For": forwarded},
+            )
+            assert refused.status_code == 401
+        async with service.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT key FROM identity.login_throttle WHERE key LIKE 'ip:%' ORDER BY key"
+            )
+        keys[peer] = [r["key"] for r in rows]
+    assert keys["127.0.0.1"] == ["ip:198.51.100.7"]  # trusted peer: the forwarded address
+    assert keys["10.1.2.3"] == ["ip:10.1.2.3", "ip:198.51.100.7"]  # untrusted: its own
