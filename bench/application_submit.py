@@ -34,6 +34,7 @@ from application_service.adapters.evidence import EVIDENCE_SCHEMA
 from application_service.domain.windows import ApplicationWindow
 from application_service.entrypoints.api import attach, build_app
 from devstack.endpoints import Endpoints
+from devstack.testing import create_database
 from eventkit.db import create_pool
 from eventkit.envelope import Actor
 from servicekit.auth import StaticKeys, TokenVerifier
@@ -43,13 +44,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "application_submit.json
 
 
 async def fresh_database(ep: Endpoints) -> str:
-    name = f"bench_app_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ep.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return ep.pg_dsn(name)
+    return await create_database(ep, f"bench_app_{uuid.uuid4().hex[:8]}")
 
 
 def pct(values: list[float], p: float) -> float:

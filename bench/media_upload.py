@@ -23,11 +23,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 from media_pipeline import encode_near_limit, synthetic_photo
 
 from devstack.endpoints import Endpoints
+from devstack.testing import create_database
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from media_service import bootstrap
@@ -42,13 +42,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "media_upload.json"
 
 
 async def fresh_database(ep: Endpoints) -> str:
-    name = f"bench_media_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ep.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = ep.pg_dsn(name)
+    dsn = await create_database(ep, f"bench_media_{uuid.uuid4().hex[:8]}")
     await migrate(dsn, "bench")
     return dsn
 

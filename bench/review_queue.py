@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 
 from devstack.endpoints import Endpoints
+from devstack.testing import create_database
 from eventkit.db import create_pool
 from eventkit.projection import create_schema, use_schema
 from review_service.adapters.queue import (
@@ -51,13 +52,7 @@ ROUTES = [("CET4", "cet4_or_above"), ("DEGREE-SAME-NAME", "degree"), ("NCRE2", "
 
 
 async def fresh_database(ep: Endpoints) -> str:
-    name = f"bench_queue_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(ep.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return ep.pg_dsn(name)
+    return await create_database(ep, f"bench_queue_{uuid.uuid4().hex[:8]}")
 
 
 def pct(values: list[float], p: float) -> float:

@@ -158,6 +158,10 @@ class IdentityClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise IdentityUnavailable("identity's captcha answer lacks fields") from exc
 
+    async def _login(self, path: str, body: dict[str, str], client_ip: str | None) -> Tokens:
+        headers = {"X-Forwarded-For": client_ip} if client_ip else None
+        return self._tokens(await self._call("POST", path, json=body, headers=headers))
+
     async def staff_login(
         self,
         username: str,
@@ -168,19 +172,9 @@ class IdentityClient:
         client_ip: str | None = None,
     ) -> Tokens:
         """工作人员登录; IdentityRefused with identity's code and message when refused."""
-        return self._tokens(
-            await self._call(
-                "POST",
-                "/api/identity/staff/login",
-                json={
-                    "username": username,
-                    "password": password,
-                    "captcha_id": captcha_id,
-                    "captcha_answer": captcha_answer,
-                },
-                headers={"X-Forwarded-For": client_ip} if client_ip else None,
-            )
-        )
+        body = {"username": username, "password": password,
+                "captcha_id": captcha_id, "captcha_answer": captcha_answer}  # fmt: skip
+        return await self._login("/api/identity/staff/login", body, client_ip)
 
     async def candidate_login(
         self,
@@ -192,19 +186,9 @@ class IdentityClient:
         client_ip: str | None = None,
     ) -> Tokens:
         """考生登录 (身份证号 or 准考证号)."""
-        return self._tokens(
-            await self._call(
-                "POST",
-                "/api/identity/login",
-                json={
-                    "identifier": identifier,
-                    "password": password,
-                    "captcha_id": captcha_id,
-                    "captcha_answer": captcha_answer,
-                },
-                headers={"X-Forwarded-For": client_ip} if client_ip else None,
-            )
-        )
+        body = {"identifier": identifier, "password": password,
+                "captcha_id": captcha_id, "captcha_answer": captcha_answer}  # fmt: skip
+        return await self._login("/api/identity/login", body, client_ip)
 
     async def refresh(self, refresh_token: str) -> Tokens:
         """Spend the refresh token for a new pair (rotation)."""
