@@ -122,7 +122,7 @@ def test_already_claimed_names_the_holder_and_the_time_in_beijing() -> None:
     error = errors.AlreadyClaimed(holder, datetime(2025, 3, 5, 6, 30, tzinfo=UTC))
     assert error.status == 409 and error.holder_id == holder
     assert error.message == "该申请正由 审核员 r-000000 办理（至 14:30）"
-    named = error.relabelled("r-0007")
-    assert named.message == "该申请正由 审核员 r-0007 办理（至 14:30）"
+    named = error.relabelled("小店区确认点 审核员一")
+    assert named.message == "该申请正由 小店区确认点 审核员一 办理（至 14:30）"
     assert named.code == "review.already_claimed"
     assert "claimed by" in named.detail_en

@@ -469,3 +469,56 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class EndedSessions:
+    """Sessions ended by logout, so a copy of the cookie is refused afterwards.
+
+    Session cookies are stateless: without this a cookie copied before logout would keep
+    working until its tokens ran out. Each session is known by a hash of its CSRF secret (random
+    per session, never stored in the clear); rows go once the session could not be valid anyway.
+    One indexed lookup per request. The table lives in the app's own schema:
+
+        ended = EndedSessions(pool, schema="review_web", max_age=codec.max_age)
+        await ended.create(conn)          # at startup, idempotent
+    """
+
+    def __init__(self, pool: Any, *, schema: str, max_age: float) -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise ValueError(f"bad schema name: {schema[:70]!r}")
+        self._pool = pool
+        self._table = f"{schema}.ended_sessions"
+        self._schema = schema
+        self._max_age = max_age
+
+    async def create(self, conn: Any) -> None:
+        """The schema and table (idempotent)."""
+        await conn.execute(
+            f"CREATE SCHEMA IF NOT EXISTS {self._schema};"
+            f" CREATE TABLE IF NOT EXISTS {self._table} ("
+            " session_hash bytea PRIMARY KEY, ends_at timestamptz NOT NULL)"
+        )
+
+    @staticmethod
+    def _key(session: Session) -> bytes:
+        return hashlib.sha256(b"servicekit.web/ended|" + session.csrf_secret.encode()).digest()
+
+    async def end(self, session: Session) -> None:
+        """Refuse this session from now on (logout); forget sessions that expired anyway."""
+        until = session.issued_at + self._max_age + CLOCK_SKEW_SECONDS
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                f"INSERT INTO {self._table} (session_hash, ends_at)"
+                " VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING",
+                self._key(session),
+                float(until),
+            )
+            await conn.execute(f"DELETE FROM {self._table} WHERE ends_at < now()")
+
+    async def ended(self, session: Session) -> bool:
+        """Whether this session was ended by a logout."""
+        async with self._pool.acquire() as conn:
+            found = await conn.fetchval(
+                f"SELECT true FROM {self._table} WHERE session_hash = $1", self._key(session)
+            )
+        return bool(found)

@@ -19,6 +19,9 @@ from review_service.adapters.submissions import SUBMISSIONS_SCHEMA, Submissions
 from review_service.service_layer.cases import Cases
 from review_service.settings import ReviewSettings
 from servicekit.identity_client import IdentityClient
+from servicekit.web import EndedSessions
+
+WEB_SCHEMA = "review_web"  # the reviewer UI's own table: sessions ended by logout
 
 
 @dataclass
@@ -52,6 +55,7 @@ async def prepare_database(dsn: str) -> None:
         await create_schema(conn, evidence, evidence.name)
         people = People()
         await create_schema(conn, people, people.name)
+        await EndedSessions(None, schema=WEB_SCHEMA, max_age=0).create(conn)
     finally:
         await conn.close()
 

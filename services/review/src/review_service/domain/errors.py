@@ -71,11 +71,11 @@ class AlreadyClaimed(ReviewError):
     ) -> None:
         self.holder_id = holder_id
         self.expires_at = expires_at
-        self.holder_label = holder_label or staff_label(holder_id)
+        self.holder_label = holder_label or f"审核员 {staff_label(holder_id)}"
         until = expires_at.astimezone(CHINA_TZ).strftime("%H:%M")
         super().__init__(
             f"claimed by {holder_id} until {expires_at.isoformat()}",
-            f"该申请正由 审核员 {self.holder_label} 办理（至 {until}）",
+            f"该申请正由 {self.holder_label} 办理（至 {until}）",
         )
 
     def relabelled(self, holder_label: str) -> AlreadyClaimed:

@@ -52,6 +52,7 @@ from servicekit.identity_client import (
     TokenKeeper,
 )
 from servicekit.web import (
+    EndedSessions,
     LoginRequired,
     SecurityHeaders,
     Session,
@@ -179,6 +180,7 @@ class ReviewWeb:
     keeper: TokenKeeper
     identity: IdentityClient
     media: MediaLinks
+    ended: EndedSessions
     templates: Jinja2Templates = field(default_factory=_templates)
 
 
@@ -211,17 +213,18 @@ def make_web(service: bootstrap.Review, verifier: TokenVerifier) -> ReviewWeb:
     if service.identity is None or service.media is None:
         raise RuntimeError("the reviewer UI needs the service wired with its HTTP clients")
     origins = [o.strip() for o in settings.public_origins.split(",") if o.strip()]
+    codec = session_codec(settings)
     sessions = WebSessions(
-        session_codec(settings),
+        codec,
         cookie_name=COOKIE,
         login_url="/login",
         secure=settings.secure_cookies,
         same_site="lax",
         origins=origins,
     )
-    return ReviewWeb(
-        sessions, TokenKeeper(verifier, service.identity), service.identity, service.media
-    )
+    ended = EndedSessions(service.pool, schema=bootstrap.WEB_SCHEMA, max_age=codec.max_age)
+    keeper = TokenKeeper(verifier, service.identity)
+    return ReviewWeb(sessions, keeper, service.identity, service.media, ended)
 
 
 # --- who is at the desk ----------------------------------------------------------------------
@@ -285,6 +288,8 @@ async def current_desk(request: Request) -> Desk:
     if session is None or REFRESH_KEY not in session.data:
         expired = session is None and web.sessions.cookie_name in request.cookies
         raise LoginRequired(web.sessions.login_redirect(request, expired=expired))
+    if await web.ended.ended(session):  # a copy of a cookie whose session was logged out
+        raise LoginRequired(web.sessions.login_redirect(request, expired=True))
     await web.sessions.verify_csrf(request, session)
     signed = await web.keeper.signed_in(session)
     if signed is None:
@@ -702,6 +707,7 @@ def install_web(app: FastAPI) -> None:
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request, desk: DeskDep) -> Response:
         web = _web(request)
+        await web.ended.end(desk.session)
         refresh = desk.session.data.get(REFRESH_KEY)
         if isinstance(refresh, str):
             try:
@@ -727,7 +733,7 @@ def install_web(app: FastAPI) -> None:
             return value
 
         statuses = {s.value: s for s, _ in STATUS_TABS}
-        status = choice("status", {**statuses, "all": None}, "")
+        status = choice("status", {**statuses, "all": None, "": None}, "")
         sort = choice("sort", {s.value: s for s in QueueSort}, QueueSort.WAITING.value)
         claim = choice("claim", CLAIM_LABELS, "any")
         overdue = choice("overdue", {"": None, "yes": True, "no": False}, "")
@@ -858,9 +864,9 @@ def install_web(app: FastAPI) -> None:
                 verdicts=decisions.verdicts, note=decisions.note,
             )  # fmt: skip
             return redirect(request, desk, f"/cases/{application_id}?done=initial")
-        except FormProblem as exc:
+        except FormProblem as exc:  # a hidden field: nothing the reviewer can fix but a refresh
             screen = await case_screen(request, desk, application_id)
-            return _form_again(request, desk, screen, action, form, {exc.field: exc.message})
+            return _form_again(request, desk, screen, action, form, {}, problem=exc.message)
         except ReviewError as exc:
             if exc.code == "review.case_not_found":
                 raise

@@ -22,10 +22,11 @@ from eventkit.db import Conn
 from eventkit.envelope import Actor, EventEnvelope, Metadata, NewEvent
 from eventkit.errors import ConcurrencyError
 from eventkit.store import EventStore
+from review_service.adapters.people import staff_names
 from review_service.adapters.submissions import load_inputs
 from review_service.domain.access import Reviewer, may_view
 from review_service.domain.case import DEFAULT_LEASE, ReviewCase, Verdict
-from review_service.domain.errors import CaseNotFound, ReviewError
+from review_service.domain.errors import AlreadyClaimed, CaseNotFound, ReviewError
 
 STREAM_TYPE = DECISION_STREAM.stream_type
 
@@ -132,7 +133,13 @@ class Cases:
             case = await self.load(conn, application_id)
             if case is None:
                 raise CaseNotFound(f"case {application_id} unknown")
-            events = decide(case, now)
+            try:
+                events = decide(case, now)
+            except AlreadyClaimed as exc:  # name the holder as the staff directory does
+                names = await staff_names(conn, [exc.holder_id])
+                if exc.holder_id in names:
+                    raise exc.relabelled(names[exc.holder_id]) from None
+                raise
             if not events:
                 return case
             try:
