@@ -86,9 +86,11 @@ async def browser_page(chromium: Browser) -> AsyncIterator[Page]:
     await context.close()
 
 
-@pytest.fixture
-def console_errors(browser_page: Page) -> list[str]:
-    """Console errors and uncaught exceptions of `browser_page`, collected as they happen."""
+@pytest_asyncio.fixture(loop_scope="session")
+async def console_errors(browser_page: Page) -> list[str]:
+    """Console errors and uncaught exceptions of `browser_page`, collected as they happen.
+
+    Async: Playwright subscribes listeners on the running event loop."""
     errors: list[str] = []
     browser_page.on(
         "console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None

@@ -15,9 +15,9 @@ import pytest
 from contracts.application import ApplicationResubmitted, ApplicationSubmitted
 from eventkit.db import create_pool
 from eventkit.envelope import Actor, EventEnvelope
-from eventkit.migrations import migrate
-from eventkit.projection import create_schema, use_schema
+from eventkit.projection import use_schema
 from eventkit.store import EventStore
+from review_service import bootstrap
 from review_service.adapters.submissions import SUBMISSIONS_SCHEMA, Submissions
 from review_service.domain.access import Reviewer
 from review_service.domain.case import CaseStatus, Verdict
@@ -36,10 +36,8 @@ SENIOR_2 = Reviewer(uuid.uuid4(), frozenset({"senior_reviewer"}))
 
 @pytest.fixture
 async def review_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate(database, "review")
+    await bootstrap.prepare_database(database)  # every schema the service layer reads
     pool = await create_pool(database, min_size=1, max_size=10)
-    async with pool.acquire() as conn:
-        await create_schema(conn, Submissions(), SUBMISSIONS_SCHEMA)
     yield pool
     await pool.close()
 
