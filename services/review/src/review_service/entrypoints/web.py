@@ -14,7 +14,6 @@ return and approve.
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,9 +40,9 @@ from review_service.domain.case import ReviewCase, Verdict
 from review_service.domain.errors import CHINA_TZ, ReviewError, staff_label
 from review_service.domain.templates import DENIAL_REASONS, RETURN_REASONS, template
 from review_service.service_layer.queue import claim_next, queue_page
-from review_service.settings import ReviewSettings, decode_key
+from review_service.settings import ReviewSettings
 from servicekit.auth import Principal, TokenVerifier
-from servicekit.errors import ErrorView, set_error_page
+from servicekit.errors import ErrorView
 from servicekit.identity_client import (
     REFRESH_KEY,
     IdentityClient,
@@ -56,10 +55,16 @@ from servicekit.web import (
     LoginRequired,
     SecurityHeaders,
     Session,
-    SessionCodec,
     WebSessions,
     csrf_token,
     safe_next,
+)
+from servicekit.webui import (
+    install_pages,
+    page_templates,
+    render,
+    see_other,
+    web_sessions,
 )
 
 log = logging.getLogger(__name__)
@@ -144,11 +149,6 @@ MATCH_LABELS = {
 # --- presentation helpers ------------------------------------------------------------------
 
 
-def beijing(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """A time as reviewers read it (Beijing time)."""
-    return value.astimezone(CHINA_TZ).strftime(fmt) if value else ""
-
-
 def qs(params: Mapping[str, str], **changes: str) -> str:
     """A query string of `params` with `changes`; empty values are left out."""
     merged = {k: v for k, v in {**params, **changes}.items() if v}
@@ -156,11 +156,8 @@ def qs(params: Mapping[str, str], **changes: str) -> str:
 
 
 def _templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
-    env = templates.env
-    env.filters["beijing"] = beijing
-    env.filters["day"] = lambda v: beijing(v, "%Y-%m-%d")
-    env.globals.update(
+    return page_templates(
+        WEB_DIR / "templates",
         KIND_LABELS=KIND_LABELS,
         LEVEL_LABELS=LEVEL_LABELS,
         STATUS_LABELS={k.value: v for k, v in STATUS_LABELS.items()},
@@ -169,7 +166,6 @@ def _templates() -> Jinja2Templates:
         MATCH_LABELS=MATCH_LABELS,
         qs=qs,
     )
-    return templates
 
 
 @dataclass
@@ -184,45 +180,13 @@ class ReviewWeb:
     templates: Jinja2Templates = field(default_factory=_templates)
 
 
-def session_codec(settings: ReviewSettings) -> SessionCodec:
-    """The cookie codec from settings; a random per-process key when none is configured."""
-    if settings.session_key is None:
-        log.warning("REVIEW_SESSION_KEY unset: a random key; sessions end when the process does")
-        key = secrets.token_bytes(32)
-    else:
-        key = decode_key(settings.session_key.get_secret_value())
-    old: dict[str, bytes] = {}
-    if settings.old_session_keys is not None:
-        for item in settings.old_session_keys.get_secret_value().split(","):
-            kid, _, text = item.strip().partition("=")
-            if kid and text:
-                old[kid] = decode_key(text)
-    return SessionCodec(
-        key,
-        key_id=settings.session_key_id,
-        old_keys=old,
-        purpose=COOKIE,
-        max_age=settings.session_hours * 3600,
-        idle_timeout=settings.idle_minutes * 60,
-    )
-
-
 def make_web(service: bootstrap.Review, verifier: TokenVerifier) -> ReviewWeb:
     """The UI's parts for a wired service."""
     settings = service.settings
     if service.identity is None or service.media is None:
         raise RuntimeError("the reviewer UI needs the service wired with its HTTP clients")
-    origins = [o.strip() for o in settings.public_origins.split(",") if o.strip()]
-    codec = session_codec(settings)
-    sessions = WebSessions(
-        codec,
-        cookie_name=COOKIE,
-        login_url="/login",
-        secure=settings.secure_cookies,
-        same_site="lax",
-        origins=origins,
-    )
-    ended = EndedSessions(service.pool, schema=bootstrap.WEB_SCHEMA, max_age=codec.max_age)
+    sessions = web_sessions(settings, cookie_name=COOKIE)
+    ended = EndedSessions(service.pool, schema=bootstrap.WEB_SCHEMA, max_age=sessions.codec.max_age)
     keeper = TokenKeeper(verifier, service.identity)
     return ReviewWeb(sessions, keeper, service.identity, service.media, ended)
 
@@ -320,35 +284,26 @@ def page(
 ) -> Response:
     """Render a template and write the (renewed) session cookie."""
     web = _web(request)
-    own = session or (desk.session if desk else None)
-    response = web.templates.TemplateResponse(
-        request,
-        name,
-        {
-            "desk": desk,
-            "csrf": csrf_token(own) if own else "",
-            "idle_minutes": int(_service(request).settings.idle_minutes),
-            **context,
-        },
-        status_code=status,
-    )
-    if own is not None:
-        web.sessions.write(response, own)
-    return response
+    idle = int(_service(request).settings.idle_minutes)
+    return render(
+        web.templates, web.sessions, request, name,
+        {"desk": desk, "idle_minutes": idle, **context},
+        session=session or (desk.session if desk else None), status=status,
+    )  # fmt: skip
 
 
 def redirect(request: Request, desk: Desk, url: str) -> Response:
     """303 to `url`, with the renewed session."""
-    response = RedirectResponse(url, status_code=303)
-    _web(request).sessions.write(response, desk.session)
-    return response
+    return see_other(_web(request).sessions, url, desk.session)
 
 
-async def error_page(request: Request, view: ErrorView) -> Response | None:
-    """Errors of the UI's pages as an HTML page; the JSON API keeps its JSON errors."""
-    path = request.url.path
-    if not (path in ("/", "/login", "/logout") or path.startswith(("/queue", "/cases/"))):
-        return None
+def owns(path: str) -> bool:
+    """The UI's paths (the rest is the JSON API, health and metrics)."""
+    return path in ("/", "/login", "/logout") or path.startswith(("/queue", "/cases/"))
+
+
+def error_page(request: Request, view: ErrorView) -> Response:
+    """An error of one of the UI's pages, as a Chinese page with its code."""
     desk: Desk | None = getattr(request.state, "desk", None)
     return page(request, desk, "error.html", {"error": view}, status=view.status)
 
@@ -589,13 +544,7 @@ def case_context(screen: CaseScreen, desk: Desk) -> dict[str, Any]:
 def install_web(app: FastAPI) -> None:
     """Add the reviewer UI's routes, static files and HTML error pages to the review app."""
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
-    set_error_page(app, error_page)
-
-    async def login_required(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, LoginRequired)
-        return exc.response
-
-    app.add_exception_handler(LoginRequired, login_required)
+    install_pages(app, owns=owns, render_error=error_page)
 
     @app.get("/", include_in_schema=False)
     async def home() -> Response:
