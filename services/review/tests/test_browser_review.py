@@ -387,10 +387,14 @@ async def _reviewing(
     await page.locator("a.photo").click()
     viewer_image = page.locator("#viewer-image")
     await expect(viewer_image).to_be_visible()
+    await expect(viewer_image).to_have_js_property("complete", True)
+    fitted = await viewer_image.evaluate("img => img.getBoundingClientRect().width")
     await page.get_by_role("button", name="放大").click()
+    zoomed = await viewer_image.evaluate("img => img.offsetWidth")
+    assert zoomed == pytest.approx(fitted * 1.25, abs=2)  # fitted first, then 125 %
     await page.get_by_role("button", name="向右旋转").click()
-    transform = await viewer_image.evaluate("img => img.style.transform")
-    assert "rotate(90deg)" in transform and "scale(1.25)" in transform
+    assert await viewer_image.evaluate("img => img.style.transform") == "rotate(90deg)"
+    await page.wait_for_timeout(400)  # the rotation's transition, for the screenshot
     await screenshots.shot(page, "photo-viewer")
     await page.keyboard.press("Escape")
 

@@ -31,8 +31,17 @@
   const image = document.getElementById("viewer-image");
   const original = document.getElementById("viewer-original");
   const view = { scale: 1, angle: 0 };
+  // The photo first fits the stage; zoom changes its laid-out width (so the stage scrolls to
+  // every part of it), rotation is a transform.
   function paint() {
-    if (image) image.style.transform = `rotate(${view.angle}deg) scale(${view.scale})`;
+    if (!image || !image.naturalWidth) return;
+    const stage = image.parentElement;
+    const sideways = view.angle % 180 !== 0;  // a quarter turn swaps the sides to fit
+    const across = sideways ? image.naturalHeight : image.naturalWidth;
+    const down = sideways ? image.naturalWidth : image.naturalHeight;
+    const fit = Math.min(stage.clientWidth / across, stage.clientHeight / down, 1);
+    image.style.width = `${Math.round(image.naturalWidth * fit * view.scale)}px`;
+    image.style.transform = `rotate(${view.angle}deg)`;
   }
   function zoom(factor) {
     view.scale = Math.min(6, Math.max(0.2, view.scale * factor));
@@ -48,6 +57,7 @@
     paint();
   }
   if (viewer && image && typeof viewer.showModal === "function") {
+    image.addEventListener("load", paint);
     document.querySelectorAll("a.photo[data-display]").forEach((link) => {
       link.addEventListener("click", (event) => {
         event.preventDefault();
