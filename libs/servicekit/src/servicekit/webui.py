@@ -16,7 +16,8 @@ import base64
 import binascii
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,26 @@ from fastapi.templating import Jinja2Templates
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
+from servicekit.auth import Principal
 from servicekit.errors import ErrorView, set_error_page
-from servicekit.web import LoginRequired, Session, SessionCodec, WebSessions, csrf_token
+from servicekit.identity_client import (
+    REFRESH_KEY,
+    IdentityClient,
+    IdentityRefused,
+    IdentityUnavailable,
+    SignedIn,
+    TokenKeeper,
+    Tokens,
+)
+from servicekit.web import (
+    EndedSessions,
+    LoginRequired,
+    Session,
+    SessionCodec,
+    WebSessions,
+    csrf_token,
+    safe_next,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +217,173 @@ def install_pages(
 
     set_error_page(app, page)
 
+
+async def require_signed_in(
+    request: Request, sessions: WebSessions, keeper: TokenKeeper, ended: EndedSessions
+) -> SignedIn:
+    """The request's signed-in user, tokens renewed as needed; else `LoginRequired` (a 303 to
+    the login page, "登录已超时" when a session ran out). Unsafe methods must carry the session's
+    CSRF token; a logged-out session's copied cookie is refused."""
+    session = sessions.read(request)
+    if session is None or REFRESH_KEY not in session.data:
+        expired = session is None and sessions.cookie_name in request.cookies
+        raise LoginRequired(sessions.login_redirect(request, expired=expired))
+    if await ended.ended(session):
+        raise LoginRequired(sessions.login_redirect(request, expired=True))
+    await sessions.verify_csrf(request, session)
+    signed = await keeper.signed_in(session)
+    if signed is None:
+        raise LoginRequired(sessions.login_redirect(request, expired=True))
+    return signed
+
+
+LoginCall = Callable[[IdentityClient, str, str, str, str, "str | None"], Awaitable[Tokens]]
+
+
+async def staff_login(
+    identity: IdentityClient, who: str, password: str, captcha_id: str, answer: str, ip: str | None
+) -> Tokens:
+    """A `LoginCall`: 工作人员登录 by username."""
+    return await identity.staff_login(who, password, captcha_id, answer, client_ip=ip)
+
+
+async def candidate_login(
+    identity: IdentityClient, who: str, password: str, captcha_id: str, answer: str, ip: str | None
+) -> Tokens:
+    """A `LoginCall`: 考生登录 by 身份证号 or 准考证号."""
+    return await identity.candidate_login(who, password, captcha_id, answer, client_ip=ip)
+
+
+PageRenderer = Callable[[Request, dict[str, Any], int, Session], Response]
+
+
+@dataclass
+class LoginPages:
+    """A UI's login page and form on identity: the captcha (看不清，换一张 reloads), field
+    checks, identity's refusals shown where they belong, a fresh session (new CSRF secret, no
+    fixation) holding identity's tokens on success, and `next` followed only when same-site.
+
+    `render_page(request, context, status, session)` renders the UI's login template with
+    `captcha`, `values`, `errors`, `problem`, `flash` and `next`.
+    """
+
+    sessions: WebSessions
+    keeper: TokenKeeper
+    identity: IdentityClient
+    render_page: PageRenderer
+    call: LoginCall  # `staff_login` or `candidate_login` (below)
+    identifier_field: str  # the form field naming the account: "username", "identifier"
+    identifier_missing: str  # its message when empty: "请输入用户名"
+    accepts: Callable[[Principal], bool]  # whose tokens this UI takes (staff, candidates)
+    refused_message: str  # what the others are told
+    home: str  # where to go without a `next`
+
+    async def _page(
+        self,
+        request: Request,
+        session: Session,
+        *,
+        values: Mapping[str, str] | None = None,
+        errors: Mapping[str, str] | None = None,
+        problem: str | None = None,
+        status: int = 200,
+        flash: str | None = None,
+    ) -> Response:
+        captcha = None
+        try:
+            captcha = await self.identity.captcha()
+        except IdentityUnavailable as exc:
+            problem, status = exc.message, 503
+        nxt = (values or {}).get("next") or request.query_params.get("next")
+        context = {
+            "captcha": captcha,
+            "values": dict(values or {}),
+            "errors": dict(errors or {}),
+            "problem": problem,
+            "flash": flash,
+            "next": safe_next(nxt, ""),
+        }
+        return self.render_page(request, context, status, session)
+
+    async def show(self, request: Request) -> Response:
+        """GET: the form, in a pre-login session (its CSRF token protects the form)."""
+        session = self.sessions.read(request) or self.sessions.new()
+        probe = Response()  # pop_flash deletes the flash cookie on it
+        flash = self.sessions.pop_flash(request, probe)
+        response = await self._page(request, session, flash=flash)
+        for value in probe.headers.getlist("set-cookie"):
+            response.headers.append("set-cookie", value)
+        return response
+
+    async def submit(self, request: Request) -> Response:
+        """POST: check, log in through identity, start the session, go on."""
+        session = self.sessions.read(request)
+        if session is None:
+            return await self._page(
+                request, self.sessions.new(), problem="页面已过期，请重新登录", status=403
+            )
+        await self.sessions.verify_csrf(request, session)
+        form = await request.form()
+
+        def field(name: str, limit: int) -> str:
+            value = form.get(name)
+            return value.strip()[:limit] if isinstance(value, str) else ""
+
+        values = {
+            self.identifier_field: field(self.identifier_field, 64),
+            "captcha_id": field("captcha_id", 64),
+            "next": field("next", 2000),
+        }
+        password = form.get("password")
+        answer = field("captcha_answer", 10)
+        errors: dict[str, str] = {}
+        if not values[self.identifier_field]:
+            errors[self.identifier_field] = self.identifier_missing
+        if not isinstance(password, str) or not password:
+            errors["password"] = "请输入密码"  # noqa: S105 (a message, not a password)
+        if not answer:
+            errors["captcha_answer"] = "请输入验证码"
+        if not values["captcha_id"]:
+            errors["captcha_answer"] = "验证码已失效，请重新输入"
+        if errors or not isinstance(password, str):
+            return await self._page(request, session, values=values, errors=errors, status=422)
+        client_ip = request.client.host if request.client else None
+        try:
+            tokens = await self.call(
+                self.identity, values[self.identifier_field], password[:128],
+                values["captcha_id"], answer, client_ip,
+            )  # fmt: skip
+        except IdentityRefused as exc:
+            problem: str | None = exc.message
+            if "captcha" in exc.code:
+                errors["captcha_answer"], problem = exc.message, None
+            status = exc.status if exc.status in (401, 403, 409, 422, 423, 429) else 400
+            return await self._page(
+                request, session, values=values, errors=errors, problem=problem, status=status
+            )
+        except IdentityUnavailable as exc:
+            return await self._page(
+                request, session, values=values, problem=exc.message, status=503
+            )
+        signed = await self.keeper.signed_in(tokens.into(self.sessions.new()))
+        if signed is None or not self.accepts(signed.principal):
+            await self.identity.logout(tokens.refresh_token)
+            return await self._page(
+                request, session, values=values, problem=self.refused_message, status=403
+            )
+        log.info("signed in", extra={"account_id": signed.principal.account_id})
+        return see_other(self.sessions, safe_next(values["next"], self.home), signed.session)
+
+    async def logout(self, request: Request, session: Session, ended: EndedSessions) -> Response:
+        """POST /logout (after the UI's own checks): end the session here and its refresh token
+        at identity; the cookie is cleared."""
+        await ended.end(session)
+        refresh = session.data.get(REFRESH_KEY)
+        if isinstance(refresh, str):
+            try:
+                await self.identity.logout(refresh)
+            except IdentityUnavailable:
+                log.warning("logout: identity unavailable; the refresh token expires by itself")
+        response = RedirectResponse(self.sessions.login_url, status_code=303)
+        self.sessions.clear(response)
+        return response

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -12,13 +12,17 @@ from application_service.adapters.evidence import EVIDENCE_SCHEMA, EvidenceProje
 from application_service.domain.catalogue import Catalogue
 from application_service.service_layer.applications import Applications
 from application_service.service_layer.windows import Windows
+from application_service.settings import ApplicationSettings
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from eventkit.projection import create_schema
 from eventkit.settings import PlatformSettings
 from eventkit.store import EventStore
+from servicekit.identity_client import IdentityClient
+from servicekit.web import EndedSessions
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+PORTAL_SCHEMA = "portal_web"  # the candidate portal's own table: sessions ended by logout
 
 
 @dataclass
@@ -28,9 +32,13 @@ class ApplicationService:
     pool: asyncpg.Pool
     windows: Windows
     applications: Applications
+    settings: ApplicationSettings = field(default_factory=ApplicationSettings)
+    identity: IdentityClient | None = None  # the portal's login and registration, on identity
 
     async def close(self) -> None:
-        """Release the pool."""
+        """Release the HTTP clients and the pool."""
+        if self.identity is not None:
+            await self.identity.aclose()
         await self.pool.close()
 
 
@@ -40,12 +48,17 @@ async def prepare_database(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await create_schema(conn, EvidenceProjection(), EVIDENCE_SCHEMA)
+        await EndedSessions(None, schema=PORTAL_SCHEMA, max_age=0).create(conn)
     finally:
         await conn.close()
 
 
-def wire(pool: asyncpg.Pool) -> ApplicationService:
-    """Build the service on an existing pool."""
+def wire(
+    pool: asyncpg.Pool, settings: ApplicationSettings | None = None, *, clients: bool = False
+) -> ApplicationService:
+    """Build the service on an existing pool; `clients`: with the HTTP clients the candidate
+    portal needs (the worker and the JSON API's tests have no portal)."""
+    settings = settings or ApplicationSettings()
     store = EventStore(pool)
     windows = Windows(pool, store)
 
@@ -59,6 +72,8 @@ def wire(pool: asyncpg.Pool) -> ApplicationService:
         pool=pool,
         windows=windows,
         applications=Applications(pool, store, windows, catalogue=catalogue, active_version=active),
+        settings=settings,
+        identity=IdentityClient(settings.identity_url) if clients else None,
     )
 
 
@@ -68,4 +83,4 @@ async def start() -> ApplicationService:
     dsn = platform.pg_dsn.get_secret_value()
     await prepare_database(dsn)
     pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
-    return wire(pool)
+    return wire(pool, ApplicationSettings(), clients=True)

@@ -44,26 +44,24 @@ from review_service.settings import ReviewSettings
 from servicekit.auth import Principal, TokenVerifier
 from servicekit.errors import ErrorView
 from servicekit.identity_client import (
-    REFRESH_KEY,
     IdentityClient,
-    IdentityRefused,
-    IdentityUnavailable,
     TokenKeeper,
 )
 from servicekit.web import (
     EndedSessions,
-    LoginRequired,
     SecurityHeaders,
     Session,
     WebSessions,
     csrf_token,
-    safe_next,
 )
 from servicekit.webui import (
+    LoginPages,
     install_pages,
     page_templates,
     render,
+    require_signed_in,
     see_other,
+    staff_login,
     web_sessions,
 )
 
@@ -248,16 +246,7 @@ async def current_desk(request: Request) -> Desk:
     Unsafe methods must carry the session's CSRF token.
     """
     web = _web(request)
-    session = web.sessions.read(request)
-    if session is None or REFRESH_KEY not in session.data:
-        expired = session is None and web.sessions.cookie_name in request.cookies
-        raise LoginRequired(web.sessions.login_redirect(request, expired=expired))
-    if await web.ended.ended(session):  # a copy of a cookie whose session was logged out
-        raise LoginRequired(web.sessions.login_redirect(request, expired=True))
-    await web.sessions.verify_csrf(request, session)
-    signed = await web.keeper.signed_in(session)
-    if signed is None:
-        raise LoginRequired(web.sessions.login_redirect(request, expired=True))
+    signed = await require_signed_in(request, web.sessions, web.keeper, web.ended)
     principal = signed.principal
     if not principal.is_staff or not principal.has_any_role(*REVIEW_ROLES):
         raise NotAReviewer(f"roles {sorted(principal.roles)} at the reviewer UI")
@@ -550,122 +539,33 @@ def install_web(app: FastAPI) -> None:
     async def home() -> Response:
         return RedirectResponse("/queue", status_code=303)
 
-    async def login_page(
-        request: Request,
-        session: Session,
-        *,
-        values: Mapping[str, str] | None = None,
-        errors: Mapping[str, str] | None = None,
-        problem: str | None = None,
-        status: int = 200,
-        flash: str | None = None,
-    ) -> Response:
+    def login_pages(request: Request) -> LoginPages:
         web = _web(request)
-        captcha = None
-        try:
-            captcha = await web.identity.captcha()
-        except IdentityUnavailable as exc:
-            problem, status = exc.message, 503
-        return page(
-            request,
-            None,
-            "login.html",
-            {
-                "captcha": captcha,
-                "values": values or {},
-                "errors": errors or {},
-                "problem": problem,
-                "flash": flash,
-                "next": safe_next(
-                    (values or {}).get("next") or request.query_params.get("next"), ""
-                ),
-            },
-            status=status,
-            session=session,
-        )
+
+        def render_login(
+            request: Request, context: dict[str, Any], status: int, session: Session
+        ) -> Response:
+            return page(request, None, "login.html", context, status=status, session=session)
+
+        return LoginPages(
+            web.sessions, web.keeper, web.identity, render_login, staff_login,
+            identifier_field="username", identifier_missing="请输入用户名",
+            accepts=lambda p: p.is_staff and p.has_any_role(*REVIEW_ROLES),
+            refused_message=NotAReviewer.default_message, home="/queue",
+        )  # fmt: skip
 
     @app.get("/login", include_in_schema=False)
     async def login_form(request: Request) -> Response:
         """工作人员登录: username, password, captcha."""
-        web = _web(request)
-        session = web.sessions.read(request) or web.sessions.new()
-        probe = Response()  # pop_flash deletes the flash cookie on it
-        flash = web.sessions.pop_flash(request, probe)
-        response = await login_page(request, session, flash=flash)
-        for value in probe.headers.getlist("set-cookie"):
-            response.headers.append("set-cookie", value)
-        return response
+        return await login_pages(request).show(request)
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        web = _web(request)
-        session = web.sessions.read(request)
-        if session is None:
-            return await login_page(
-                request, web.sessions.new(), problem="页面已过期，请重新登录", status=403
-            )
-        await web.sessions.verify_csrf(request, session)
-        form = await request.form()
-        values = {k: _text(form, k, 200) for k in ("username", "captcha_id", "next")}
-        password = form.get("password")
-        answer = _text(form, "captcha_answer", 10)
-        errors: dict[str, str] = {}
-        if not values["username"]:
-            errors["username"] = "请输入用户名"
-        if not isinstance(password, str) or not password:
-            errors["password"] = "请输入密码"  # noqa: S105 (a message, not a password)
-        if not answer:
-            errors["captcha_answer"] = "请输入验证码"
-        if not values["captcha_id"]:
-            errors["captcha_answer"] = "验证码已失效，请重新输入"
-        if errors:
-            return await login_page(request, session, values=values, errors=errors, status=422)
-        assert isinstance(password, str)
-        client_ip = request.client.host if request.client else None
-        try:
-            tokens = await web.identity.staff_login(
-                values["username"], password[:128], values["captcha_id"][:64], answer,
-                client_ip=client_ip,
-            )  # fmt: skip
-        except IdentityRefused as exc:
-            if "captcha" in exc.code:
-                errors["captcha_answer"] = exc.message
-                problem = None
-            else:
-                problem = exc.message
-            status = exc.status if exc.status in (401, 403, 409, 422, 423, 429) else 400
-            return await login_page(
-                request, session, values=values, errors=errors, problem=problem, status=status
-            )
-        except IdentityUnavailable as exc:
-            return await login_page(
-                request, session, values=values, problem=exc.message, status=503
-            )
-        fresh = tokens.into(web.sessions.new())
-        signed = await web.keeper.signed_in(fresh)
-        if signed is None or not signed.principal.has_any_role(*REVIEW_ROLES):
-            await web.identity.logout(tokens.refresh_token)
-            return await login_page(
-                request, session, values=values, problem=NotAReviewer.default_message, status=403
-            )
-        response = RedirectResponse(safe_next(values["next"], "/queue"), status_code=303)
-        web.sessions.write(response, signed.session)
-        log.info("reviewer signed in", extra={"staff_id": signed.principal.account_id})
-        return response
+        return await login_pages(request).submit(request)
 
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request, desk: DeskDep) -> Response:
-        web = _web(request)
-        await web.ended.end(desk.session)
-        refresh = desk.session.data.get(REFRESH_KEY)
-        if isinstance(refresh, str):
-            try:
-                await web.identity.logout(refresh)
-            except IdentityUnavailable:
-                log.warning("logout: identity unavailable; the refresh token expires by itself")
-        response = RedirectResponse("/login", status_code=303)
-        web.sessions.clear(response)
-        return response
+        return await login_pages(request).logout(request, desk.session, _web(request).ended)
 
     @app.get("/queue", include_in_schema=False)
     async def queue(request: Request, desk: DeskDep) -> Response:
