@@ -16,6 +16,7 @@ being down or answering nonsense is `IdentityUnavailable` (503 `web.identity_una
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ import httpx
 
 from servicekit.auth import Principal, TokenVerifier
 from servicekit.errors import AppError
+from servicekit.peers import PeerClient, PeerFieldError, PeerRefused, PeerUnavailable
 from servicekit.web import Session
 
 ACCESS_KEY = "at"  # session data keys: short, the cookie has a size limit
@@ -32,28 +34,25 @@ UNAVAILABLE_MESSAGE = "统一身份认证服务暂时不可用，请稍后再试
 RENEW_BEFORE = timedelta(seconds=20)  # renew a token this close to expiry, not after a failure
 
 
-class IdentityUnavailable(AppError):
+class IdentityUnavailable(PeerUnavailable):
     """Identity could not be reached or answered something unusable."""
 
     def __init__(self, detail_en: str) -> None:
-        super().__init__(
-            "web.identity_unavailable",
-            UNAVAILABLE_MESSAGE,
-            detail_en,
-            status=503,
-            headers={"Retry-After": "10"},
-        )
+        super().__init__("web.identity_unavailable", UNAVAILABLE_MESSAGE, detail_en, retry_after=10)
 
 
-class IdentityRefused(Exception):
+class IdentityRefused(PeerRefused):
     """Identity answered with a client error: wrong captcha, wrong password, locked, spent token."""
 
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None) -> None:
-        super().__init__(f"{status} {code}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after: int | None,
+        fields: Sequence[PeerFieldError] = (),
+    ) -> None:
+        super().__init__(status, code, message, retry_after, fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +78,11 @@ class Tokens:
         return session.with_data(**{ACCESS_KEY: self.access_token, REFRESH_KEY: self.refresh_token})
 
 
-def _retry_after(response: httpx.Response) -> int | None:
-    value = response.headers.get("retry-after", "")
-    return int(value) if value.isdigit() else None
-
-
-class IdentityClient:
+class IdentityClient(PeerClient):
     """The few identity endpoints a web app calls, with timeouts and clear failures."""
+
+    peer = "identity"
+    unavailable_message = UNAVAILABLE_MESSAGE
 
     def __init__(
         self,
@@ -94,46 +91,23 @@ class IdentityClient:
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout),
-            transport=transport,
-            headers={"Accept": "application/json"},
-        )
+        super().__init__(base_url, timeout=timeout, transport=transport, forward_request_id=False)
 
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+    def _unavailable(
+        self, detail_en: str, *, retry_after: int | None = None, peer_code: str | None = None,
+        message: str | None = None,
+    ) -> PeerUnavailable:  # fmt: skip
+        return IdentityUnavailable(detail_en)
 
-    async def _call(
-        self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        try:
-            response = await self._http.request(method, path, json=json, headers=headers)
-        except httpx.HTTPError as exc:
-            raise IdentityUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
-        if response.status_code >= 500:
-            raise IdentityUnavailable(f"{method} {path}: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                code, message = str(error["code"]), str(error["message"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IdentityUnavailable(
-                    f"{method} {path}: HTTP {response.status_code} without an error body"
-                ) from exc
-            raise IdentityRefused(response.status_code, code, message, _retry_after(response))
-        return response
-
-    @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise IdentityUnavailable("identity answered something that is not JSON") from exc
-        if not isinstance(body, dict):
-            raise IdentityUnavailable("identity answered an unexpected JSON value")
-        return body
+    def _refused(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after: int | None,
+        fields: Sequence[PeerFieldError],
+    ) -> Exception:
+        return IdentityRefused(status, code, message, retry_after, fields)
 
     def _tokens(self, response: httpx.Response) -> Tokens:
         body = self._json(response)

@@ -9,6 +9,7 @@ import asyncpg
 
 from application_service.adapters import catalogue_store
 from application_service.adapters.evidence import EVIDENCE_SCHEMA, EvidenceProjection
+from application_service.adapters.peers import CredentialPeer, IdentityPeer, MediaPeer
 from application_service.domain.catalogue import Catalogue
 from application_service.service_layer.applications import Applications
 from application_service.service_layer.windows import Windows
@@ -33,12 +34,16 @@ class ApplicationService:
     windows: Windows
     applications: Applications
     settings: ApplicationSettings = field(default_factory=ApplicationSettings)
-    identity: IdentityClient | None = None  # the portal's login and registration, on identity
+    identity: IdentityClient | None = None  # the portal's login, on identity
+    identity_peer: IdentityPeer | None = None  # registration and the personal centre
+    credential: CredentialPeer | None = None  # degree verification and certificate checks
+    media: MediaPeer | None = None  # certificate photos
 
     async def close(self) -> None:
         """Release the HTTP clients and the pool."""
-        if self.identity is not None:
-            await self.identity.aclose()
+        for client in (self.identity, self.identity_peer, self.credential, self.media):
+            if client is not None:
+                await client.aclose()
         await self.pool.close()
 
 
@@ -74,6 +79,9 @@ def wire(
         applications=Applications(pool, store, windows, catalogue=catalogue, active_version=active),
         settings=settings,
         identity=IdentityClient(settings.identity_url) if clients else None,
+        identity_peer=IdentityPeer(settings.identity_url) if clients else None,
+        credential=CredentialPeer(settings.credential_url) if clients else None,
+        media=MediaPeer(settings.media_url, timeout=30) if clients else None,
     )
 
 

@@ -21,6 +21,7 @@ from application_service.domain.application import (
 from application_service.domain.catalogue import Catalogue, Level, Major, Plan
 from application_service.domain.errors import ApplicationError
 from application_service.domain.windows import ApplicationWindow
+from application_service.entrypoints.portal import install_portal, make_portal
 from application_service.service_layer.applications import (
     NoActiveCatalogue,
     TimelineEntry,
@@ -337,9 +338,11 @@ async def _active_catalogue(service: bootstrap.ApplicationService) -> Catalogue:
 
 
 def attach(app: FastAPI, service: bootstrap.ApplicationService, verifier: TokenVerifier) -> None:
-    """Give the app its wired service and token verifier."""
+    """Give the app its wired service and token verifier (and the portal its parts)."""
     app.state.application = service
     app.state.token_verifier = verifier
+    if service.identity is not None:
+        app.state.portal = make_portal(service, verifier)
 
 
 def build_app(
@@ -361,6 +364,7 @@ def build_app(
         health_checks={"postgres": database_ready},
         lifespan=lifespan,
     )
+    install_portal(app, ApplicationSettings().photo_origins)
 
     # -- catalogue ------------------------------------------------------------------------
 

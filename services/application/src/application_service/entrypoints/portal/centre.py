@@ -1,0 +1,139 @@
+"""个人中心 (the personal centre) and 考生注册 (registration against the roster)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from application_service.adapters.peers import IdentityPeer
+from application_service.domain.windows import WindowStage
+from application_service.entrypoints.portal.base import (
+    VisitorDep,
+    page,
+    portal_of,
+    redirect,
+    service_of,
+    text,
+)
+from servicekit.peers import PeerRefused
+
+# The seed's quick entries (快捷入口); only 免考申请 is this system's, the others show their state.
+OTHER_ENTRIES = (
+    ("理论课报名", "未开放"),
+    ("转考申请", "未开放"),
+    ("实践性环节报名", "未开放"),
+    ("毕业申请", "未开放"),
+)
+QUERY_ENTRIES = ("合格成绩查询", "当次成绩查询", "省际转入确认", "报考简章", "专业计划查询")
+GENDER = {"male": "男", "female": "女"}
+REGISTER_FIELDS = ("ticket_number", "id_number", "name", "mobile")
+
+
+@dataclass(frozen=True)
+class ExemptionEntry:
+    """The 免考申请 entry: open while the current window takes applications."""
+
+    open: bool
+    state: str
+    window_name: str | None
+    closes_at: datetime | None
+
+
+def identity_peer(request: Request) -> IdentityPeer:
+    """The identity client for profile and registration calls."""
+    peer = service_of(request).identity_peer
+    if peer is None:
+        raise RuntimeError("the portal needs the service wired with its HTTP clients")
+    return peer
+
+
+async def exemption_entry(request: Request) -> ExemptionEntry:
+    """The entry's state from the application service's own windows."""
+    window = await service_of(request).windows.current()
+    if window is None:
+        return ExemptionEntry(False, "未开放", None, None)
+    stage = window.stage(datetime.now(UTC))
+    if stage is WindowStage.APPLYING:
+        return ExemptionEntry(True, "已开放", window.name, window.applications_close_at)
+    return ExemptionEntry(False, stage.label, window.name, None)
+
+
+def install_centre(app: FastAPI) -> None:
+    """The personal centre and registration routes."""
+
+    @app.get("/centre", include_in_schema=False)
+    async def centre(request: Request, visitor: VisitorDep) -> Response:
+        """个人中心: profile, quick entries with their window state, query entries, my cases."""
+        profile = await identity_peer(request).profile(visitor.token)
+        entry = await exemption_entry(request)
+        applications = await service_of(request).applications.mine(visitor.candidate_id)
+        return page(
+            request,
+            visitor,
+            "centre.html",
+            {
+                "profile": profile,
+                "gender": GENDER.get(profile.gender, ""),
+                "entry": entry,
+                "others": OTHER_ENTRIES,
+                "queries": QUERY_ENTRIES,
+                "applications": applications,
+            },
+        )
+
+    @app.get("/register", include_in_schema=False)
+    async def register_form(request: Request) -> Response:
+        """考生注册: the roster data to match, the new password and mobile number."""
+        portal = portal_of(request)
+        session = portal.sessions.read(request) or portal.sessions.new()
+        return page(request, None, "register.html", {"values": {}, "errors": {}},
+                    session=session)  # fmt: skip
+
+    @app.post("/register", include_in_schema=False)
+    async def register(request: Request) -> Response:
+        portal = portal_of(request)
+        session = portal.sessions.read(request)
+        if session is None:
+            return page(
+                request, None, "register.html",
+                {"values": {}, "errors": {}, "problem": "页面已过期，请重新填写"},
+                session=portal.sessions.new(), status=403,
+            )  # fmt: skip
+        await portal.sessions.verify_csrf(request, session)
+        form = await request.form()
+        values = {name: text(form, name, 64) for name in REGISTER_FIELDS}
+        password, again = form.get("password"), form.get("password_again")
+        errors: dict[str, str] = {}
+        required = {
+            "ticket_number": "请输入准考证号",
+            "id_number": "请输入身份证号",
+            "name": "请输入姓名",
+            "mobile": "请输入手机号码",
+        }
+        for name, message in required.items():
+            if not values[name]:
+                errors[name] = message
+        if not isinstance(password, str) or not password:
+            errors["password"] = "请设置登录密码"  # noqa: S105 (a message)
+        elif password != again:
+            errors["password_again"] = "两次输入的密码不一致"  # noqa: S105 (a message)
+        if errors or not isinstance(password, str):
+            return page(request, None, "register.html", {"values": values, "errors": errors},
+                        session=session, status=422)  # fmt: skip
+        try:
+            await identity_peer(request).register(
+                values["ticket_number"], values["id_number"].upper(), values["name"],
+                password[:128], values["mobile"],
+            )  # fmt: skip
+        except PeerRefused as exc:
+            for problem in exc.fields:
+                key = problem.field.rsplit(".", 1)[-1]
+                errors[key if key in (*REGISTER_FIELDS, "password") else "form"] = problem.message
+            context = {"values": values, "errors": errors,
+                       "problem": None if exc.fields else exc.message}  # fmt: skip
+            status = exc.status if 400 <= exc.status < 500 else 400
+            return page(request, None, "register.html", context, session=session, status=status)
+        return redirect(request, "/login?registered=1", session)
