@@ -62,7 +62,10 @@ SANDBOX_CLI = Path("tools/sandboxes/src/sandboxes/cli.py")
 
 
 # Local http only: the web UIs' session cookies cannot be `Secure` on http://127.0.0.1.
-LOCAL_WEB_ENV = {"review": {"REVIEW_SECURE_COOKIES": "false"}}
+LOCAL_WEB_ENV = {
+    "review": {"REVIEW_SECURE_COOKIES": "false"},
+    "application": {"APPLICATION_SECURE_COOKIES": "false"},
+}
 
 
 def service_env(service: Service, endpoints: Endpoints) -> dict[str, str]:
@@ -83,7 +86,10 @@ def service_env(service: Service, endpoints: Endpoints) -> dict[str, str]:
     return env
 
 
-WEB_UIS = {"review": ("reviewer UI (审核工作台)", "/login")}
+WEB_UIS = {
+    "application": ("candidate portal (考生服务平台)", "/login"),
+    "review": ("reviewer UI (审核工作台)", "/login"),
+}
 
 
 def web_ui_lines(launched: list[Launched], identity_dsn: str) -> list[str]:
