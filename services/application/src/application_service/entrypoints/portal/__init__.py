@@ -8,7 +8,10 @@ from fastapi.staticfiles import StaticFiles
 
 from application_service.entrypoints.portal.account import install_account
 from application_service.entrypoints.portal.base import WEB_DIR, error_page, make_portal, owns
+from application_service.entrypoints.portal.cases import install_cases
 from application_service.entrypoints.portal.centre import install_centre
+from application_service.entrypoints.portal.degrees import install_degrees
+from application_service.entrypoints.portal.wizard import install_wizard
 from servicekit.web import SecurityHeaders
 from servicekit.webui import install_pages
 
@@ -23,3 +26,6 @@ def install_portal(app: FastAPI, photo_origins: str = "") -> None:
     app.add_middleware(SecurityHeaders, img_sources=origins)
     install_account(app)
     install_centre(app)
+    install_degrees(app)
+    install_wizard(app)
+    install_cases(app)
