@@ -268,6 +268,23 @@ class CertificateKind(StrEnum):
     NIT_MANAGEMENT_IT = "nit_management_it"
     NIT_BASICS_PLUS_ONE = "nit_basics_plus_one"
 
+    @property
+    def label(self) -> str:
+        """The short Chinese name pages show (the wizard words the choice as the seed does)."""
+        return _CERTIFICATE_KIND_LABELS[self.value]
+
+
+_CERTIFICATE_KIND_LABELS = {
+    "degree": "学历证书（专科及以上）",
+    "cet4_or_above": "全国大学英语四级及以上",
+    "pets2_or_above": "全国英语等级考试二级及以上",
+    "pets3_or_above": "全国英语等级考试三级及以上",
+    "ncre1_or_above": "全国计算机等级考试一级及以上",
+    "ncre2_or_above": "全国计算机等级考试二级及以上",
+    "nit_management_it": "NIT《管理系统中信息技术的应用》",
+    "nit_basics_plus_one": "NIT《计算机应用基础》及另一模块",
+}
+
 
 class ReviewStage(StrEnum):
     """审核阶段: 初审 at the confirmation point, 复审 at the provincial office."""

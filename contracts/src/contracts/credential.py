@@ -52,6 +52,12 @@ class DegreeLevel(StrEnum):
     MASTER = "master"
     DOCTOR = "doctor"
 
+    @property
+    def label(self) -> str:
+        """层次 in Chinese."""
+        return {"junior_college": "专科", "bachelor": "本科", "master": "硕士研究生",
+                "doctor": "博士研究生"}[self.value]  # fmt: skip
+
 
 class AssessmentMethod(StrEnum):
     """考核方式 of a transcript course: by examination (考试) or by assessment (考查)."""

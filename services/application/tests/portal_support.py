@@ -6,21 +6,35 @@ service wired to it, and a browser-like client that registers and logs in throug
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from application_service import bootstrap
-from application_service.adapters.peers import IdentityPeer
+from application_service.adapters.peers import CredentialPeer, IdentityPeer
 from application_service.entrypoints.api import attach, build_app
 from application_service.settings import ApplicationSettings
+from contracts.base import DEV_ONLY_ID_FINGERPRINT_KEY
+from credential_verify_service import bootstrap as cv_bootstrap
+from credential_verify_service.adapters._http import ProviderConfig
+from credential_verify_service.adapters.candidates import CANDIDATES_SCHEMA, Candidates
+from credential_verify_service.adapters.chsi import ChsiClient
+from credential_verify_service.adapters.neea import NeeaClient
+from credential_verify_service.entrypoints.api import attach as cv_attach
+from credential_verify_service.entrypoints.api import build_app as cv_app
+from credential_verify_service.settings import CredentialSettings
+from eventkit.db import create_pool
 from eventkit.migrations import migrate
+from eventkit.projection import use_schema
 from identity_service.adapters.pii import PiiCipher
 from identity_service.bootstrap import Identity
 from identity_service.bootstrap import wire as wire_identity
@@ -33,6 +47,7 @@ from identity_service.testing import captcha_answer
 from servicekit.auth import JwksClient, TokenVerifier
 from servicekit.identity_client import IdentityClient
 from servicekit.signing import IDENTITY_ISSUER
+from servicekit.testing import free_port, serve
 
 IDENTITY_MIGRATIONS = (
     Path(__file__).resolve().parents[2] / "identity/src/identity_service/migrations"
@@ -62,6 +77,7 @@ class PortalRig:
     identity: Identity
     service: bootstrap.ApplicationService
     app: Any
+    credential_pool: asyncpg.Pool | None = None  # with `portal_rig(..., credential=...)`
 
     def client(self) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=("10.7.7.7", 50000))
@@ -90,19 +106,169 @@ class PortalRig:
                   "captcha_answer": answer},
         )  # fmt: skip
 
+    async def candidate_id(self, ticket_number: str) -> uuid.UUID:
+        """The id identity gave the candidate registered with `ticket_number`."""
+        found = await self.service.pool.fetchval(
+            "SELECT candidate_id FROM identity.candidate_accounts WHERE ticket_number = $1",
+            ticket_number,
+        )
+        assert found is not None, f"no candidate registered with ticket {ticket_number}"
+        return uuid.UUID(str(found))
+
+    async def sign_up(
+        self, client: httpx.AsyncClient, person: Person, *, sync: bool = True
+    ) -> uuid.UUID:
+        """Register a sandbox person through the pages, log in, and (with `sync`) relay the
+        registration to credential-verify as its consumer would; the candidate's id."""
+        changes = {"ticket_number": person.ticket, "id_number": person.id_number,
+                   "name": person.name}  # fmt: skip
+        registered = await self.register(client, 0, **changes)
+        assert registered.status_code == 303, registered.text
+        logged_in = await self.login(client, person.ticket)
+        assert logged_in.status_code == 303, logged_in.text
+        candidate_id = await self.candidate_id(person.ticket)
+        if sync:
+            await self.sync(candidate_id)
+        return candidate_id
+
+    async def sync(self, candidate_id: uuid.UUID) -> None:
+        """Relay identity's CandidateRegistered to credential-verify."""
+        assert self.credential_pool is not None, "portal_rig(..., credential=...) needed"
+        await relay_registration(self.identity, self.credential_pool, candidate_id)
+
 
 NAMES = ["张建国", "李晓燕", "王磊"]
 
 
+# --- credential-verify in process, the CHSI and NEEA sandboxes as processes ---------------------
+
+# Identity fingerprints ID numbers with the key credential-verify matches CHSI records with.
+CHSI_CIPHER = PiiCipher({"t1": b"k" * 32}, "t1", DEV_ONLY_ID_FINGERPRINT_KEY)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A sandbox person (tools/sandboxes/README.md) on identity's roster."""
+
+    ticket: str
+    id_number: str
+    name: str
+    chsi_password: str
+
+    @property
+    def gender(self) -> str:
+        return "男" if int(self.id_number[16]) % 2 else "女"
+
+
+ZHANG = Person("010118100001", "140105199003152018", "张建国", "sandbox-zhang")
+LI = Person("010118100002", "140106199107221029", "李晓燕", "sandbox-li")
+
+
+@dataclass(frozen=True)
+class CredentialSetup:
+    """Where the rig's credential-verify keeps its data and finds the sandboxes."""
+
+    database: str
+    chsi_url: str
+    neea_url: str
+
+
+@contextmanager
+def chsi_neea_sandboxes(logs: Path) -> Iterator[tuple[str, str]]:
+    """The CHSI and NEEA sandboxes as uvicorn processes: their base URLs."""
+    chsi_port = free_port()
+    env = {**os.environ, "SANDBOX_CHSI_PUBLIC_URL": f"http://127.0.0.1:{chsi_port}"}
+    with (
+        serve("sandboxes.chsi:app", env, logs / "chsi.log", port=chsi_port, ready_path="/healthz")
+        as chsi,
+        serve("sandboxes.neea:app", env, logs / "neea.log", ready_path="/healthz") as neea,
+    ):  # fmt: skip
+        yield chsi, neea
+
+
+def provider(url: str, secret: str) -> ProviderConfig:
+    return ProviderConfig(base_url=url, client_secret=secret, timeout=3.0, connect_timeout=1.0,
+                          retry_attempts=2, failure_threshold=50)  # fmt: skip
+
+
+@asynccontextmanager
+async def credential_verify(
+    setup: CredentialSetup, verifier: TokenVerifier
+) -> AsyncIterator[tuple[CredentialPeer, asyncpg.Pool]]:
+    """credential-verify in process on its own database, wired to the sandboxes (restored to
+    their seed first); CHSI's callback cannot reach it (no socket), so polling completes
+    authorisations. Its client and its pool."""
+    async with httpx.AsyncClient() as http:
+        for base in (setup.chsi_url, setup.neea_url):
+            (await http.post(f"{base}/_sandbox/reset")).raise_for_status()
+    await cv_bootstrap.prepare_database(setup.database)
+    pool = await create_pool(setup.database, min_size=1, max_size=10)
+    settings = CredentialSettings(
+        chsi_url=setup.chsi_url, neea_url=setup.neea_url, public_url="http://127.0.0.1:9"
+    )
+    service = cv_bootstrap.wire(
+        pool,
+        settings,
+        chsi=ChsiClient(provider(setup.chsi_url, "chsi-sandbox-secret")),
+        neea=NeeaClient(provider(setup.neea_url, "neea-sandbox-secret")),
+    )
+    app = cv_app()
+    cv_attach(app, service, verifier)
+    peer = CredentialPeer("http://credential", transport=httpx.ASGITransport(app=app), timeout=15.0)
+    try:
+        yield peer, pool
+    finally:
+        await peer.aclose()
+        await service.chsi.aclose()
+        await service.neea.aclose()
+        await pool.close()
+
+
+async def relay_registration(
+    identity: Identity, cv_pool: asyncpg.Pool, candidate_id: uuid.UUID
+) -> None:
+    """Apply identity's CandidateRegistered to credential-verify's candidates projection."""
+    [event] = await identity.accounts._store.load("identity.candidate", str(candidate_id))
+    async with cv_pool.acquire() as conn, conn.transaction():
+        await use_schema(conn, CANDIDATES_SCHEMA)
+        await Candidates().apply(conn, event)
+
+
+async def approve_in_chsi_app(qr_content: str, person: Person, record: str) -> None:
+    """Play the candidate in the CHSI app: sign in on the approve page, approve one record."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        page = await http.post(
+            qr_content,
+            data={"action": "login", "id_number": person.id_number,
+                  "password": person.chsi_password},
+        )  # fmt: skip
+        assert page.status_code == 200, page.text
+        session = page.text.split('name="session" value="', 1)[1].split('"', 1)[0]
+        done = await http.post(
+            qr_content, data={"action": "approve", "session": session, "record_id": [record]}
+        )
+        assert done.status_code == 200, done.text
+
+
 @asynccontextmanager
 async def portal_rig(
-    service: bootstrap.ApplicationService, database: str, tmp_path: Path
+    service: bootstrap.ApplicationService,
+    database: str,
+    tmp_path: Path,
+    *,
+    credential: CredentialSetup | None = None,
 ) -> AsyncIterator[PortalRig]:
-    """The portal on `service` (its database also holds identity's schema, roster of NAMES)."""
+    """The portal on `service` (its database also holds identity's schema, roster of NAMES).
+
+    With `credential`, also credential-verify in process (`service.credential`) on the
+    sandboxes, and the sandbox people ZHANG and LI on the roster (`rig.sign_up`)."""
     await migrate(database, "identity", IDENTITY_MIGRATIONS)
-    cipher = PiiCipher({"t1": b"k" * 32}, "t1", b"h" * 32)
+    cipher = PiiCipher({"t1": b"k" * 32}, "t1", b"h" * 32) if credential is None else CHSI_CIPHER
     roster = tmp_path / "roster.csv"
     rows = [f"{ticket(i)},{id_number(i)},{NAMES[i]},男,140100,140105,580401," for i in range(3)]
+    if credential is not None:
+        rows += [f"{p.ticket},{p.id_number},{p.name},{p.gender},140100,140105,580401,"
+                 for p in (ZHANG, LI)]  # fmt: skip
     roster.write_text("\n".join([ROSTER_HEADER, *rows]) + "\n", encoding="utf-8")
     await import_roster_file(
         roster, pool=service.pool, cipher=cipher, actor="ops:test", today=date(2026, 11, 28)
@@ -123,7 +289,12 @@ async def portal_rig(
     app = build_app()
     attach(app, service, verifier)
     try:
-        yield PortalRig(identity, service, app)
+        if credential is None:
+            yield PortalRig(identity, service, app)
+        else:
+            async with credential_verify(credential, verifier) as (peer, cv_pool):
+                service.credential = peer
+                yield PortalRig(identity, service, app, credential_pool=cv_pool)
     finally:
         await service.identity.aclose()
         await service.identity_peer.aclose()

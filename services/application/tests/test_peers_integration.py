@@ -7,7 +7,6 @@ credential-verify's candidates projection as its Kafka consumer would apply it."
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,17 @@ import asyncpg
 import httpx
 import pytest
 from PIL import Image
+from portal_support import CHSI_CIPHER as CIPHER
+from portal_support import (
+    LI,
+    ZHANG,
+    CredentialSetup,
+    Person,
+    approve_in_chsi_app,
+    chsi_neea_sandboxes,
+    credential_verify,
+    relay_registration,
+)
 
 from application_service.adapters.peers import (
     CredentialPeer,
@@ -26,21 +36,10 @@ from application_service.adapters.peers import (
     MediaPeer,
     PeerRefused,
 )
-from contracts.base import DEV_ONLY_ID_FINGERPRINT_KEY
-from credential_verify_service import bootstrap as cv_bootstrap
-from credential_verify_service.adapters._http import ProviderConfig
-from credential_verify_service.adapters.candidates import CANDIDATES_SCHEMA, Candidates
-from credential_verify_service.adapters.chsi import ChsiClient
-from credential_verify_service.adapters.neea import NeeaClient
-from credential_verify_service.entrypoints.api import attach as cv_attach
-from credential_verify_service.entrypoints.api import build_app as cv_app
-from credential_verify_service.settings import CredentialSettings
 from devstack.endpoints import Endpoints
 from devstack.testing import create_database, drop_database
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
-from eventkit.projection import use_schema
-from identity_service.adapters.pii import PiiCipher
 from identity_service.bootstrap import Identity, wire
 from identity_service.entrypoints.api import attach as identity_attach
 from identity_service.entrypoints.api import build_app as identity_app
@@ -55,31 +54,14 @@ from media_service.settings import MediaSettings
 from servicekit.auth import JwksClient, TokenVerifier
 from servicekit.identity_client import IdentityClient
 from servicekit.signing import IDENTITY_ISSUER
-from servicekit.testing import free_port, serve
 
 pytestmark = pytest.mark.integration
 
 IDENTITY_MIGRATIONS = (
     Path(__file__).resolve().parents[2] / "identity" / "src" / "identity_service" / "migrations"
 )
-# The roster fingerprints ID numbers with the key credential-verify matches them with.
-CIPHER = PiiCipher({"t1": b"k" * 32}, "t1", DEV_ONLY_ID_FINGERPRINT_KEY)
 HEADER = "准考证号,身份证号,姓名,性别,考区,报名区县,专业代码,已合格课程"
 PASSWORD = "Zikao#2026"
-
-
-@dataclass(frozen=True)
-class Person:
-    """A sandbox person (tools/sandboxes/README.md) on identity's roster."""
-
-    ticket: str
-    id_number: str
-    name: str
-    chsi_password: str
-
-
-ZHANG = Person("010118100001", "140105199003152018", "张建国", "sandbox-zhang")
-LI = Person("010118100002", "140106199107221029", "李晓燕", "sandbox-li")
 
 
 # --- peers in process ---------------------------------------------------------------------------
@@ -88,15 +70,8 @@ LI = Person("010118100002", "140106199107221029", "李晓燕", "sandbox-li")
 @pytest.fixture(scope="module")
 def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The CHSI and NEEA sandboxes as uvicorn processes (restored to their seed at start)."""
-    logs = tmp_path_factory.mktemp("peer-sandboxes")
-    chsi_port = free_port()
-    env = {**os.environ, "SANDBOX_CHSI_PUBLIC_URL": f"http://127.0.0.1:{chsi_port}"}
-    with (
-        serve("sandboxes.chsi:app", env, logs / "chsi.log", port=chsi_port, ready_path="/healthz")
-        as chsi,
-        serve("sandboxes.neea:app", env, logs / "neea.log", ready_path="/healthz") as neea,
-    ):  # fmt: skip
-        yield chsi, neea
+    with chsi_neea_sandboxes(tmp_path_factory.mktemp("peer-sandboxes")) as urls:
+        yield urls
 
 
 @pytest.fixture
@@ -179,11 +154,6 @@ async def zhang(
     return await sign_up(identity_peer, identity_transport, identity, ZHANG)
 
 
-def provider(url: str, secret: str) -> ProviderConfig:
-    return ProviderConfig(base_url=url, client_secret=secret, timeout=3.0, connect_timeout=1.0,
-                          retry_attempts=2, failure_threshold=50)  # fmt: skip
-
-
 @pytest.fixture
 async def credential(
     databases: dict[str, str],
@@ -193,36 +163,9 @@ async def credential(
 ) -> AsyncIterator[tuple[CredentialPeer, asyncpg.Pool]]:
     """credential-verify in process on its own database, wired to the sandboxes; CHSI's
     callback cannot reach it (no socket), so polling completes authorisations."""
-    chsi, neea = sandboxes
-    async with httpx.AsyncClient() as http:
-        for base in (chsi, neea):
-            (await http.post(f"{base}/_sandbox/reset")).raise_for_status()
-    dsn = databases["credential"]
-    await cv_bootstrap.prepare_database(dsn)
-    pool = await create_pool(dsn, min_size=1, max_size=10)
-    settings = CredentialSettings(chsi_url=chsi, neea_url=neea, public_url="http://127.0.0.1:9")
-    service = cv_bootstrap.wire(
-        pool,
-        settings,
-        chsi=ChsiClient(provider(chsi, "chsi-sandbox-secret")),
-        neea=NeeaClient(provider(neea, "neea-sandbox-secret")),
-    )
-    app = cv_app()
-    cv_attach(app, service, verifier)
-    peer = CredentialPeer("http://credential", transport=httpx.ASGITransport(app=app), timeout=15.0)
-    yield peer, pool
-    await peer.aclose()
-    await service.chsi.aclose()
-    await service.neea.aclose()
-    await pool.close()
-
-
-async def relay_registration(identity: Identity, cv_pool: asyncpg.Pool, who: Candidate) -> None:
-    """Apply identity's CandidateRegistered to credential-verify's candidates projection."""
-    [event] = await identity.accounts._store.load("identity.candidate", str(who.candidate_id))
-    async with cv_pool.acquire() as conn, conn.transaction():
-        await use_schema(conn, CANDIDATES_SCHEMA)
-        await Candidates().apply(conn, event)
+    setup = CredentialSetup(databases["credential"], *sandboxes)
+    async with credential_verify(setup, verifier) as wired:
+        yield wired
 
 
 @pytest.fixture
@@ -261,22 +204,6 @@ def jpeg(size: tuple[int, int]) -> bytes:
     out = BytesIO()
     image.save(out, format="JPEG")
     return out.getvalue()
-
-
-async def approve_in_chsi_app(qr_content: str, person: Person, record: str) -> None:
-    """Play the candidate in the CHSI app: sign in on the approve page, approve one record."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        page = await http.post(
-            qr_content,
-            data={"action": "login", "id_number": person.id_number,
-                  "password": person.chsi_password},
-        )  # fmt: skip
-        assert page.status_code == 200, page.text
-        session = page.text.split('name="session" value="', 1)[1].split('"', 1)[0]
-        done = await http.post(
-            qr_content, data={"action": "approve", "session": session, "record_id": [record]}
-        )
-        assert done.status_code == 200, done.text
 
 
 # --- identity -----------------------------------------------------------------------------------
@@ -332,7 +259,7 @@ async def test_credential_qr_degrees_code_and_certificate_check(
     credential: tuple[CredentialPeer, asyncpg.Pool], identity: Identity, zhang: Candidate
 ) -> None:
     peer, cv_pool = credential
-    await relay_registration(identity, cv_pool, zhang)
+    await relay_registration(identity, cv_pool, zhang.candidate_id)
     qr = await peer.start_qr(zhang.token)
     assert qr.pending and qr.method == "qr_code"
     assert qr.qr_png.startswith("data:image/png;base64,")
@@ -363,7 +290,7 @@ async def test_credential_refuses_another_persons_id_number(
     credential: tuple[CredentialPeer, asyncpg.Pool], identity: Identity, zhang: Candidate
 ) -> None:
     peer, cv_pool = credential
-    await relay_registration(identity, cv_pool, zhang)
+    await relay_registration(identity, cv_pool, zhang.candidate_id)
     with pytest.raises(PeerRefused) as caught:
         await peer.check_certificate(zhang.token, "cet6", "112261400200456", LI.id_number)
     assert caught.value.code == "credential.id_number_not_yours"

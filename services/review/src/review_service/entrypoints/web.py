@@ -28,7 +28,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from contracts.base import CourseOutcome, ReviewStage
+from contracts.base import CertificateKind, CourseOutcome, ReviewStage
+from contracts.credential import DegreeLevel
 from review_service import bootstrap
 from review_service.adapters.evidence import CertificateEvidence, evidence_for
 from review_service.adapters.media import MediaLinks, PhotoLinks
@@ -101,22 +102,8 @@ CLAIM_FILTERS: dict[str, ClaimFilter] = {
     "claimed": "claimed",
     "mine": "mine",
 }
-KIND_LABELS = {
-    "degree": "学历证书（专科及以上）",
-    "cet4_or_above": "全国大学英语四级及以上",
-    "pets2_or_above": "全国英语等级考试二级及以上",
-    "pets3_or_above": "全国英语等级考试三级及以上",
-    "ncre1_or_above": "全国计算机等级考试一级及以上",
-    "ncre2_or_above": "全国计算机等级考试二级及以上",
-    "nit_management_it": "NIT《管理系统中信息技术的应用》",
-    "nit_basics_plus_one": "NIT《计算机应用基础》及另一模块",
-}
-LEVEL_LABELS = {
-    "junior_college": "专科",
-    "bachelor": "本科",
-    "master": "硕士研究生",
-    "doctor": "博士研究生",
-}
+KIND_LABELS = {kind.value: kind.label for kind in CertificateKind}
+LEVEL_LABELS = {level.value: level.label for level in DegreeLevel}
 EVENT_LABELS = {
     "ApplicationSubmitted": "考生提交申请",
     "ApplicationResubmitted": "考生重新提交申请",

@@ -8,4 +8,8 @@
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
+  // Inputs that submit their form on change (新旧计划 switches the major lists).
+  document.querySelectorAll("[data-autosubmit]").forEach((input) => {
+    input.addEventListener("change", () => input.form && input.form.submit());
+  });
 })();
