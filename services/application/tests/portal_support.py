@@ -299,3 +299,20 @@ async def portal_rig(
         await service.identity.aclose()
         await service.identity_peer.aclose()
         await jwks.aclose()
+
+
+async def start_qr(client: httpx.AsyncClient) -> str:
+    """获取学信网二维码 through the page: the authorisation's page path."""
+    shown = await client.get("/degrees")
+    assert shown.status_code == 200, shown.text
+    started = await client.post("/degrees/qr", data=hidden(shown.text, "/degrees/qr"))
+    assert started.status_code == 303, started.text
+    location = started.headers["location"]
+    assert re.fullmatch(r"/degrees/qr/[0-9a-f-]{36}", location), location
+    return location
+
+
+def qr_link(html: str) -> str:
+    found = re.search(r'<a href="(http://127\.0\.0\.1:\d+/app/approve/[^"]+)"', html)
+    assert found, html
+    return found.group(1)

@@ -21,6 +21,8 @@ from portal_support import (
     chsi_neea_sandboxes,
     hidden,
     portal_rig,
+    qr_link,
+    start_qr,
     ticket,
 )
 
@@ -70,23 +72,6 @@ async def plain(
 def form_of(html: str, action: str) -> dict[str, str]:
     assert f'action="{action}"' in html, html
     return hidden(html, action)
-
-
-async def start_qr(client: httpx.AsyncClient) -> str:
-    """获取学信网二维码 through the page: the authorisation's page path."""
-    shown = await client.get("/degrees")
-    assert shown.status_code == 200, shown.text
-    started = await client.post("/degrees/qr", data=form_of(shown.text, "/degrees/qr"))
-    assert started.status_code == 303, started.text
-    location = started.headers["location"]
-    assert re.fullmatch(r"/degrees/qr/[0-9a-f-]{36}", location), location
-    return location
-
-
-def qr_link(html: str) -> str:
-    found = re.search(r'<a href="(http://127\.0\.0\.1:\d+/app/approve/[^"]+)"', html)
-    assert found, html
-    return found.group(1)
 
 
 async def test_qr_code_approval_and_the_verified_degrees(portal: PortalRig) -> None:

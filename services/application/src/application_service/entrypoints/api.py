@@ -361,6 +361,7 @@ def build_app(
         "application",
         version="0.1.0",
         max_body_bytes=64 * 1024,
+        body_limits={"/apply/": 4 * 1024 * 1024},  # the portal's certificate photo upload
         health_checks={"postgres": database_ready},
         lifespan=lifespan,
     )

@@ -11,6 +11,8 @@ submitting transaction, so a refused submission consumes none.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -136,6 +138,33 @@ class Applications:
         async with self._pool.acquire() as conn:
             candidate, _ = await self._facts(conn, candidate_id)
         return candidate
+
+    async def evidence_arrived(
+        self,
+        candidate_id: uuid.UUID,
+        *,
+        photo_ids: Sequence[uuid.UUID] = (),
+        check_id: uuid.UUID | None = None,
+        degree_ref: uuid.UUID | None = None,
+        timeout: float = 8.0,
+        interval: float = 0.2,
+    ) -> bool:
+        """Whether the evidence projection knows these photos, check and degree, waiting up to
+        `timeout` seconds: the portal has just uploaded or checked them, and their events reach
+        this service through Kafka a moment later (read-your-writes across services)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            async with self._pool.acquire() as conn:
+                evidence = await load_evidence(conn, candidate_id)
+            if (
+                all(p in evidence.photos for p in photo_ids)
+                and (check_id is None or check_id in evidence.checks)
+                and (degree_ref is None or degree_ref in evidence.degrees)
+            ):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(interval)
 
     async def _load(
         self, conn: Conn, candidate_id: uuid.UUID | None, application_id: uuid.UUID

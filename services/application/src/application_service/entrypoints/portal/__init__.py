@@ -10,6 +10,7 @@ from application_service.entrypoints.portal.account import install_account
 from application_service.entrypoints.portal.base import WEB_DIR, error_page, make_portal, owns
 from application_service.entrypoints.portal.cases import install_cases
 from application_service.entrypoints.portal.centre import install_centre
+from application_service.entrypoints.portal.certificates import install_certificates
 from application_service.entrypoints.portal.degrees import install_degrees
 from application_service.entrypoints.portal.wizard import install_wizard
 from servicekit.web import SecurityHeaders
@@ -28,4 +29,5 @@ def install_portal(app: FastAPI, photo_origins: str = "") -> None:
     install_centre(app)
     install_degrees(app)
     install_wizard(app)
+    install_certificates(app)
     install_cases(app)

@@ -64,7 +64,7 @@ async def _editable(request: Request, visitor: Visitor) -> ExemptionApplication 
     return None
 
 
-async def _load(
+async def load_own(
     request: Request, visitor: Visitor, application_id: uuid.UUID
 ) -> tuple[ExemptionApplication, Catalogue]:
     """The candidate's own application (404 for anyone else's) and its catalogue."""
@@ -189,11 +189,11 @@ def install_wizard(app: FastAPI) -> None:
         application_id: uuid.UUID, request: Request, visitor: VisitorDep
     ) -> Response:
         """第二步: the certificates and their courses (免考申请证书课程填报)."""
-        application, catalogue = await _load(request, visitor, application_id)
+        application, catalogue = await load_own(request, visitor, application_id)
         if application.status not in EDITABLE_STATUSES:
             return redirect(request, f"/my/applications/{application_id}", visitor.session)
         context = overview_context(application, catalogue)
-        context["done"] = {"removed": "已删除该证书及其课程"}.get(
+        context["done"] = {"removed": "已删除该证书及其课程", "added": "证书及免考课程已添加"}.get(
             request.query_params.get("done", "")
         )
         return page(request, visitor, "apply_step2.html", context)
@@ -213,7 +213,7 @@ def install_wizard(app: FastAPI) -> None:
         except ApplicationError as exc:
             if exc.status == 404:
                 raise
-            application, catalogue = await _load(request, visitor, application_id)
+            application, catalogue = await load_own(request, visitor, application_id)
             context = {**overview_context(application, catalogue), "problem": exc.message}
             return page(request, visitor, "apply_step2.html", context, status=exc.status)
         return redirect(request, f"/apply/{application_id}?done=removed", visitor.session)
@@ -221,7 +221,7 @@ def install_wizard(app: FastAPI) -> None:
     @app.get("/apply/{application_id}/confirm", include_in_schema=False)
     async def confirm(application_id: uuid.UUID, request: Request, visitor: VisitorDep) -> Response:
         """第三步: 免考申请信息确认页 with the declaration."""
-        application, catalogue = await _load(request, visitor, application_id)
+        application, catalogue = await load_own(request, visitor, application_id)
         if application.status not in EDITABLE_STATUSES:
             return redirect(request, f"/my/applications/{application_id}", visitor.session)
         profile = await _profile(request, visitor)
@@ -251,11 +251,11 @@ def install_wizard(app: FastAPI) -> None:
             else:
                 return redirect(request, f"/my/applications/{application_id}?done=submitted",
                                 visitor.session)  # fmt: skip
-        application, catalogue = await _load(request, visitor, application_id)
+        application, catalogue = await load_own(request, visitor, application_id)
         profile = await _profile(request, visitor)
         context = {**overview_context(application, catalogue), "profile": profile,
                    "declaration": DECLARATION, "errors": errors, "problem": problem}  # fmt: skip
         return page(request, visitor, "apply_confirm.html", context, status=422 if errors else 409)
 
 
-__all__ = ["KIND_LABELS", "install_wizard", "overview_context"]
+__all__ = ["KIND_LABELS", "install_wizard", "load_own", "overview_context"]
