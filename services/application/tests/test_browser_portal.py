@@ -234,6 +234,11 @@ async def _candidate(
     await expect(page.get_by_role("heading", name=re.compile("个人中心"))).to_be_visible()
     await expect(page.get_by_text("1401**********2018")).to_be_visible()
     await shots.shot(page, "personal-centre")
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the personal centre scrolls sideways by {overflow}px on a phone"
+    await shots.shot(page, "personal-centre-phone")
+    await page.set_viewport_size({"width": 1366, "height": 900})
 
     # 学历验证: the QR code, approved in the CHSI app; the page follows by itself (degrees.js)
     await page.goto(f"{portal}/degrees")
@@ -272,6 +277,10 @@ async def _candidate(
     )
     await expect(page.locator("#photo-hint")).to_contain_text("符合要求")
     await shots.shot(page, "add-certificate")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the certificate form scrolls sideways by {overflow}px on a phone"
+    await page.set_viewport_size({"width": 1366, "height": 900})
     await page.get_by_role("button", name="确定").click()
     if await page.get_by_text("正在同步").count():
         await page.get_by_role("button", name="确定").click()

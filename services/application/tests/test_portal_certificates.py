@@ -190,6 +190,11 @@ async def test_a_cet4_certificate_is_checked_uploaded_and_added(
         step2 = await client.get(added.headers["location"])
         assert "证书及免考课程已添加" in step2.text and "13000 英语（专升本）" in step2.text
         assert ZHANG.id_number not in step2.text
+        viewed = re.search(r'<a href="([^"]+)"[^>]*>查看照片</a>', step2.text)  # a signed link
+        assert viewed, step2.text
+        async with httpx.AsyncClient() as browser:
+            image = await browser.get(viewed.group(1).replace("&amp;", "&"))
+        assert image.status_code == 200 and image.headers["content-type"].startswith("image/")
 
 
 async def test_the_forms_refusals_stand_in_place(portal: PortalRig, evidence: EvidenceKit) -> None:

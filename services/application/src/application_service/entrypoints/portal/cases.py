@@ -204,7 +204,7 @@ async def _photo(request: Request, visitor: Visitor, number: int, photo_id: uuid
     return PhotoView(number, links.display, links.thumbnail, links.original)
 
 
-async def _photos(
+async def certificate_photos(
     request: Request, visitor: Visitor, certificates: tuple[ApplicationCertificate, ...]
 ) -> list[list[PhotoView]]:
     """Every certificate's photo links, asked for together."""
@@ -284,7 +284,7 @@ async def case_view(
     async with service.pool.acquire() as conn:
         evidence = await load_evidence(conn, visitor.candidate_id)
     photos = (
-        await _photos(request, visitor, application.certificates)
+        await certificate_photos(request, visitor, application.certificates)
         if with_photos
         else [[] for _ in application.certificates]
     )

@@ -29,6 +29,7 @@ from application_service.entrypoints.portal.base import (
     service_of,
     text,
 )
+from application_service.entrypoints.portal.cases import certificate_photos
 from servicekit.context import correlation_id_of
 
 MAX_MAJORS = 2
@@ -193,6 +194,7 @@ def install_wizard(app: FastAPI) -> None:
         if application.status not in EDITABLE_STATUSES:
             return redirect(request, f"/my/applications/{application_id}", visitor.session)
         context = overview_context(application, catalogue)
+        context["photos"] = await certificate_photos(request, visitor, application.certificates)
         context["done"] = {"removed": "已删除该证书及其课程", "added": "证书及免考课程已添加"}.get(
             request.query_params.get("done", "")
         )
@@ -225,8 +227,9 @@ def install_wizard(app: FastAPI) -> None:
         if application.status not in EDITABLE_STATUSES:
             return redirect(request, f"/my/applications/{application_id}", visitor.session)
         profile = await _profile(request, visitor)
+        photos = await certificate_photos(request, visitor, application.certificates)
         context = {**overview_context(application, catalogue), "profile": profile,
-                   "declaration": DECLARATION, "errors": {}}  # fmt: skip
+                   "declaration": DECLARATION, "errors": {}, "photos": photos}  # fmt: skip
         return page(request, visitor, "apply_confirm.html", context)
 
     @app.post("/apply/{application_id}/submit", include_in_schema=False)
