@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import browser_packages, system
+from . import browser_packages, demo, system
 from .config import StackConfig
 from .endpoints import Endpoints
 from .errors import DevstackError
@@ -304,8 +304,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             for item in launched:
                 where = f"http://127.0.0.1:{item.service.port}" if item.kind == "api" else "worker"
                 print(f"  {item.service.name:<18} {item.kind:<6} {where}  (log {item.log_path})")
-            for line in system.web_ui_lines(launched, endpoints.pg_dsn("identity")):
+            for line in system.web_ui_lines(launched):
                 print(line)
+            if system.wait_ready(launched, ("identity", "application"), timeout=90):
+                for line in demo.seed(endpoints, run_dir):
+                    print(f"demo data: {line}")
+                ports = {i.service.name: i.service.port for i in launched}
+                chsi = next(
+                    (i.service.port for i in launched if i.service.name == "chsi-sandbox"), 8201
+                )
+                for line in demo.walkthrough(
+                    f"http://127.0.0.1:{ports.get('application', 8102)}",
+                    f"http://127.0.0.1:{ports.get('review', 8105)}",
+                    f"http://127.0.0.1:{chsi}",
+                ):
+                    print(line)
+            else:
+                print("demo data: not loaded (identity or application not ready; see their logs)")
         else:
             print("services: none has an entrypoint yet (services/*/src/*/entrypoints/api.py)")
         sys.stdout.flush()

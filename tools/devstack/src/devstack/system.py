@@ -86,13 +86,36 @@ def service_env(service: Service, endpoints: Endpoints) -> dict[str, str]:
     return env
 
 
+def wait_ready(launched: list[Launched], names: tuple[str, ...], *, timeout: float) -> bool:
+    """Wait until the APIs of `names` answer /readyz (or one of them exits); whether all did."""
+    import time
+    import urllib.request
+
+    apis = [i for i in launched if i.kind == "api" and i.service.name in names]
+    deadline = time.monotonic() + timeout
+    waiting = {i.service.name: i for i in apis}
+    while waiting and time.monotonic() < deadline:
+        for name, item in list(waiting.items()):
+            if item.process.poll() is not None:
+                return False
+            try:
+                url = f"http://127.0.0.1:{item.service.port}/readyz"
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        del waiting[name]
+            except OSError:
+                pass
+        time.sleep(0.5)
+    return not waiting
+
+
 WEB_UIS = {
     "application": ("candidate portal (考生服务平台)", "/login"),
     "review": ("reviewer UI (审核工作台)", "/login"),
 }
 
 
-def web_ui_lines(launched: list[Launched], identity_dsn: str) -> list[str]:
+def web_ui_lines(launched: list[Launched]) -> list[str]:
     """The web UIs among the launched APIs, with where to start."""
     lines = []
     for item in launched:
@@ -100,12 +123,6 @@ def web_ui_lines(launched: list[Launched], identity_dsn: str) -> list[str]:
         if ui and item.kind == "api":
             title, path = ui
             lines.append(f"web: {title}: http://127.0.0.1:{item.service.port}{path}")
-    if lines:
-        lines.append(
-            "     a reviewer account: uv run identity staff-create --dsn"
-            f" '{identity_dsn}' --username xiaodian.reviewer1 --display-name 小店区审核员"
-            " --role reviewer --cp 140105"
-        )
     return lines
 
 
