@@ -32,7 +32,7 @@ test-unit: ## unit tests only (no stack)
 lint: ## ruff + mypy (strict on libs/ and contracts/) + stale contract schemas
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
-	@$(UV) run --frozen mypy libs/eventkit/src libs/servicekit/src contracts/src tools/devstack/src \
+	@$(UV) run --frozen mypy libs/eventkit/src libs/servicekit/src contracts/src tools/devstack/src tools/ops/src \
 		tools/sandboxes/src
 	@$(UV) run --frozen mypy services/*/src
 	@$(UV) run --frozen contracts check

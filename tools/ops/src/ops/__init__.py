@@ -1,0 +1,1 @@
+"""Ops tooling across the services: audit a case from the events themselves."""

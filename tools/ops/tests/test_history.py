@@ -1,0 +1,255 @@
+"""`ops history`: one case's story from five services' event stores, in order, with actors and
+correlation ids; other candidates' and other cases' events left out; table and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from ops.cli import run
+from ops.history import SERVICES, CaseNotFound, case_history
+
+from contracts.application import (
+    EXEMPTION_STREAM,
+    ApplicationDrafted,
+    ApplicationResubmitted,
+    ApplicationReturnedToCandidate,
+    ApplicationSubmitted,
+    CertificateAdded,
+)
+from contracts.credential import CERTIFICATE_STREAM, CertificateVerified
+from contracts.identity import CANDIDATE_STREAM, CandidateRegistered
+from contracts.media import PHOTO_STREAM, PhotoUploaded
+from contracts.review import DECISION_STREAM, ApplicationReturned, ReviewClaimed
+from devstack.endpoints import Endpoints
+from devstack.testing import create_database, drop_database
+from eventkit.db import create_pool
+from eventkit.envelope import Actor, Metadata, NewEvent
+from eventkit.migrations import migrate
+from eventkit.store import EventStore
+
+pytestmark = pytest.mark.integration
+
+CASE = "MK2026000042"
+
+
+def event(model: Any, **changes: Any) -> Any:
+    example = model.model_json_schema()["examples"][0]
+    return model.model_validate({**example, **changes})
+
+
+@pytest.fixture
+async def stores(stack: Endpoints) -> AsyncIterator[dict[str, str]]:
+    tag = uuid.uuid4().hex[:8]
+    names = {s: f"t_ops_{s[:4]}_{tag}" for s in SERVICES}
+    dsns = {s: await create_database(stack, n) for s, n in names.items()}
+    for service, dsn in dsns.items():
+        await migrate(dsn, service)
+    yield dsns
+    for name in names.values():
+        await drop_database(stack, name)
+
+
+async def append(
+    dsn: str,
+    stream: Any,
+    stream_id: Any,
+    events: list[Any],
+    actor: Actor,
+    correlation: uuid.UUID | None = None,
+) -> None:
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        store = EventStore(pool)
+        version = await store.version(stream.stream_type, str(stream_id))
+        await store.append(
+            stream.stream_type,
+            str(stream_id),
+            version,
+            [NewEvent.of(e) for e in events],
+            Metadata(actor=actor, correlation_id=correlation or uuid.uuid4()),
+        )
+    finally:
+        await pool.close()
+
+
+async def test_a_cases_story_across_five_services(
+    stores: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    me, other = uuid.uuid4(), uuid.uuid4()
+    application_id, check_id, photo_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    candidate = Actor(kind="candidate", id=str(me))
+    reviewer = Actor(kind="staff", id=str(uuid.uuid4()))
+    submit_request = uuid.uuid4()
+
+    await append(
+        stores["identity"],
+        CANDIDATE_STREAM,
+        me,
+        [event(CandidateRegistered, candidate_id=str(me))],
+        candidate,
+    )
+    await append(
+        stores["identity"],
+        CANDIDATE_STREAM,
+        other,
+        [event(CandidateRegistered, candidate_id=str(other))],
+        Actor.system("x"),
+    )
+    await append(
+        stores["credential_verify"],
+        CERTIFICATE_STREAM,
+        check_id,
+        [event(CertificateVerified, check_id=str(check_id), candidate_id=str(me))],
+        candidate,
+    )
+    await append(
+        stores["credential_verify"],
+        CERTIFICATE_STREAM,
+        uuid.uuid4(),
+        [event(CertificateVerified, check_id=str(uuid.uuid4()), candidate_id=str(other))],
+        Actor.system("x"),
+    )
+    await append(
+        stores["media"],
+        PHOTO_STREAM,
+        photo_id,
+        [event(PhotoUploaded, photo_id=str(photo_id), owner_id=str(me))],
+        candidate,
+    )
+    await append(
+        stores["media"],
+        PHOTO_STREAM,
+        uuid.uuid4(),
+        [event(PhotoUploaded, photo_id=str(uuid.uuid4()), owner_id=str(other))],
+        Actor.system("x"),
+    )
+
+    submitted = event(
+        ApplicationSubmitted,
+        application_id=str(application_id),
+        candidate_id=str(me),
+        case_number=CASE,
+    )
+    certificate = {
+        **submitted.certificates[0].model_dump(mode="json"),
+        "photo_ids": [str(photo_id)],
+        "certificate_check_ref": str(check_id),
+        "kind": "cet4_or_above",
+        "degree": None,
+    }
+    submitted = event(
+        ApplicationSubmitted,
+        application_id=str(application_id),
+        candidate_id=str(me),
+        case_number=CASE,
+        certificates=[certificate],
+        photo_ids=[str(photo_id)],
+    )
+    await append(
+        stores["application"],
+        EXEMPTION_STREAM,
+        application_id,
+        [
+            event(ApplicationDrafted, application_id=str(application_id), candidate_id=str(me)),
+            event(CertificateAdded, application_id=str(application_id), certificate=certificate),
+        ],
+        candidate,
+    )
+    await append(
+        stores["application"],
+        EXEMPTION_STREAM,
+        application_id,
+        [submitted],
+        candidate,
+        submit_request,
+    )
+    await append(
+        stores["review"],
+        DECISION_STREAM,
+        application_id,
+        [
+            event(ReviewClaimed, application_id=str(application_id), submission_number=1),
+            event(
+                ApplicationReturned,
+                application_id=str(application_id),
+                submission_number=1,
+                reason="证书照片不清晰，请重新上传",
+            ),
+        ],
+        reviewer,
+    )
+    await append(
+        stores["application"],
+        EXEMPTION_STREAM,
+        application_id,
+        [
+            event(
+                ApplicationReturnedToCandidate,
+                application_id=str(application_id),
+                candidate_id=str(me),
+                case_number=CASE,
+                submission_number=1,
+                reason="证书照片不清晰，请重新上传",
+            ),
+        ],
+        Actor.system("application-review-policy"),
+    )
+    await append(
+        stores["application"],
+        EXEMPTION_STREAM,
+        application_id,
+        [
+            ApplicationResubmitted.model_validate(
+                {**submitted.model_dump(mode="json"), "submission_number": 2}
+            ),
+        ],
+        candidate,
+    )
+
+    history = await case_history(stores, CASE)
+    assert history.application_id == str(application_id)
+    assert history.candidate_id == str(me)
+    assert [(s.service, s.event_type) for s in history.steps] == [
+        ("identity", "CandidateRegistered"),
+        ("credential_verify", "CertificateVerified"),
+        ("media", "PhotoUploaded"),
+        ("application", "ApplicationDrafted"),
+        ("application", "CertificateAdded"),
+        ("application", "ApplicationSubmitted"),
+        ("review", "ReviewClaimed"),
+        ("review", "ApplicationReturned"),
+        ("application", "ApplicationReturnedToCandidate"),
+        ("application", "ApplicationResubmitted"),
+    ]
+    returned = history.steps[7]
+    assert returned.actor == f"staff:{reviewer.id}" and "证书照片不清晰" in returned.summary
+    assert history.steps[5].correlation_id == submit_request
+    assert history.steps[5].summary.startswith("第1次提交")
+    times = [s.occurred_at for s in history.steps]
+    assert times == sorted(times)
+
+    with pytest.raises(CaseNotFound):
+        await case_history(stores, "MK2026999999")
+
+    env = {f"OPS_PG_DSN_{s.upper()}": dsn for s, dsn in stores.items()}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert await run(["history", CASE]) == 0
+        table = capsys.readouterr().out
+        assert CASE in table and "ApplicationReturned" in table and "退回：证书照片不清晰" in table
+        assert await run(["history", CASE, "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["application_id"] == str(application_id) and len(doc["steps"]) == 10
+        assert await run(["history", "MK2026999999"]) == 1
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
