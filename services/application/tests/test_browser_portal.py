@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +43,7 @@ from identity_service.bootstrap import wire as wire_identity
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
 from identity_service.testing import captcha_answer
-from servicekit.testing import serve
+from servicekit.testing import print_logs, run_module, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -68,29 +64,6 @@ def certificate_jpeg(path: Path) -> Path:
         pen.line((300, 420 + row * 100, 1300, 420 + row * 100), fill=(120, 120, 120), width=3)
     image.save(path, format="JPEG", quality=88)
     return path
-
-
-def print_logs(directory: Path) -> None:
-    """The processes' last log lines, for a failing run."""
-    for log in sorted(directory.glob("*.log")):
-        print(f"--- {log.name}\n{log.read_text(errors='replace')[-2500:]}")
-
-
-@contextmanager
-def worker(module: str, env: dict[str, str], log_path: Path) -> Iterator[None]:
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def test_the_candidates_journey_from_registration_to_print(
@@ -172,7 +145,7 @@ async def _journey(
                 serve(f"{package}.entrypoints.api:app", env, tmp_path / f"{name}.log")
             )
             system.enter_context(
-                worker(f"{package}.entrypoints.worker", env, tmp_path / f"{name}-worker.log")
+                run_module(f"{package}.entrypoints.worker", env, tmp_path / f"{name}-worker.log")
             )
             return url
 

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,7 +48,7 @@ from identity_service.domain.id_card import check_digit
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
 from identity_service.testing import captcha_answer
-from servicekit.testing import serve
+from servicekit.testing import print_logs, run_module, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -99,30 +95,6 @@ def envelope(event: Any, *, stream_id: str, version: int, actor: Actor) -> Event
         actor=actor,
         payload=event.model_dump(mode="json"),
     )
-
-
-@contextmanager
-def worker(module: str, env: dict[str, str], log_path: Path) -> Iterator[None]:
-    """A service's worker process, stopped with SIGTERM afterwards."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def print_logs(directory: Path) -> None:
-    """The processes' last log lines, for a failing run."""
-    for log in sorted(directory.glob("*.log")):
-        print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
 
 
 async def log_in(page: Page, base: str, identity: Identity, username: str) -> None:
@@ -207,7 +179,7 @@ async def _journey(
             serve("identity_service.entrypoints.api:app", identity_env, tmp_path / "identity.log")
         )
         processes.enter_context(
-            worker("identity_service.entrypoints.worker", identity_env, tmp_path / "iw.log")
+            run_module("identity_service.entrypoints.worker", identity_env, tmp_path / "iw.log")
         )
         media_env = {**base_env, "EVENTKIT_PG_DSN": dsns["media"], "EVENTKIT_SERVICE_NAME": "media",
                      "SERVICE_URL_IDENTITY": identity_url}  # fmt: skip
@@ -215,7 +187,7 @@ async def _journey(
             serve("media_service.entrypoints.api:app", media_env, tmp_path / "media.log")
         )
         processes.enter_context(
-            worker("media_service.entrypoints.worker", media_env, tmp_path / "mw.log")
+            run_module("media_service.entrypoints.worker", media_env, tmp_path / "mw.log")
         )
         review_env = {
             **base_env, "EVENTKIT_PG_DSN": dsns["review"], "EVENTKIT_SERVICE_NAME": "review",
@@ -226,7 +198,7 @@ async def _journey(
             serve("review_service.entrypoints.api:app", review_env, tmp_path / "review.log")
         )
         processes.enter_context(
-            worker("review_service.entrypoints.worker", review_env, tmp_path / "rw.log")
+            run_module("review_service.entrypoints.worker", review_env, tmp_path / "rw.log")
         )
         try:
             await _reviewing(

@@ -65,12 +65,37 @@ def serve(
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process, timeout=15)
+
+
+def _stop(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def run_module(module: str, env: Mapping[str, str], log_path: Path) -> Iterator[None]:
+    """Run `python -m module` (a service's worker) with `env`, its output to `log_path`; stop
+    it with SIGTERM afterwards."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module], env=dict(env), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        yield
+    finally:
+        _stop(process, timeout=30)
+
+
+def print_logs(directory: Path, tail: int = 2500) -> None:
+    """The last `tail` characters of every `*.log` in `directory`, for a failing test's output."""
+    for log in sorted(directory.glob("*.log")):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-tail:]}")
 
 
 @asynccontextmanager
