@@ -6,14 +6,12 @@ form, in place."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import re
-import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ from media_service.adapters.storage import ObjectStore, StorageConfig
 from media_service.entrypoints.api import attach as media_attach
 from media_service.entrypoints.api import build_app as media_app
 from media_service.settings import MediaSettings
+from servicekit.testing import run_module
 
 pytestmark = pytest.mark.integration
 
@@ -103,10 +102,10 @@ async def portal(
 
 
 @pytest.fixture
-async def workers(
+def workers(
     database: str, databases: dict[str, str], stack: Endpoints, tmp_path: Path,
     sandboxes: tuple[str, str],
-) -> AsyncIterator[None]:  # fmt: skip
+) -> Iterator[None]:  # fmt: skip
     """credential-verify's and media's workers relay their events to Kafka; the application's
     worker keeps its evidence projection from them."""
     base = {**os.environ, **stack.to_env(), "EVENTKIT_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
@@ -116,27 +115,11 @@ async def workers(
         "media_service.entrypoints.worker": databases["media"],
         "application_service.entrypoints.worker": database,
     }
-    processes = []
-    for module, dsn in plan.items():
-        log = (tmp_path / f"{module.split('.')[0]}.log").open("wb")
-        processes.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                module,
-                env={**base, "EVENTKIT_PG_DSN": dsn},
-                stdout=log,
-                stderr=log,
-            )
-        )
-    try:
+    with ExitStack() as processes:
+        for module, dsn in plan.items():
+            log = tmp_path / f"{module.split('.')[0]}.log"
+            processes.enter_context(run_module(module, {**base, "EVENTKIT_PG_DSN": dsn}, log))
         yield
-    finally:
-        for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=30)
 
 
 async def drafted(portal: PortalRig, client: httpx.AsyncClient) -> str:
