@@ -39,14 +39,11 @@ from identity_service.adapters.pii import PiiCipher
 from identity_service.bootstrap import Identity
 from identity_service.bootstrap import wire as wire_identity
 from identity_service.domain.id_card import check_digit
-from identity_service.entrypoints.api import attach as attach_identity
-from identity_service.entrypoints.api import build_app as build_identity
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
-from identity_service.testing import captcha_answer
-from servicekit.auth import JwksClient, TokenVerifier
+from identity_service.testing import IDENTITY_URL, captcha_answer, in_process
+from servicekit.auth import TokenVerifier
 from servicekit.identity_client import IdentityClient
-from servicekit.signing import IDENTITY_ISSUER
 from servicekit.testing import free_port, serve
 
 IDENTITY_MIGRATIONS = (
@@ -275,30 +272,22 @@ async def portal_rig(
     )
     identity = wire_identity(service.pool, IdentitySettings(), cipher)
     await identity.keys.ensure_key()
-    identity_app = build_identity()
-    attach_identity(identity_app, identity)
-    transport = httpx.ASGITransport(app=identity_app)
-    settings = ApplicationSettings(secure_cookies=False, session_key=SESSION_KEY)
-    service.settings = settings
-    service.identity = IdentityClient("http://identity", transport=transport)
-    service.identity_peer = IdentityPeer("http://identity", transport=transport)
-    jwks = httpx.AsyncClient(transport=transport, base_url="http://identity")
-    verifier = TokenVerifier(
-        JwksClient("http://identity/.well-known/jwks.json", http=jwks), issuer=IDENTITY_ISSUER
-    )
-    app = build_app()
-    attach(app, service, verifier)
-    try:
-        if credential is None:
-            yield PortalRig(identity, service, app)
-        else:
-            async with credential_verify(credential, verifier) as (peer, cv_pool):
-                service.credential = peer
-                yield PortalRig(identity, service, app, credential_pool=cv_pool)
-    finally:
-        await service.identity.aclose()
-        await service.identity_peer.aclose()
-        await jwks.aclose()
+    service.settings = ApplicationSettings(secure_cookies=False, session_key=SESSION_KEY)
+    async with in_process(identity) as (transport, verifier):
+        service.identity = IdentityClient(IDENTITY_URL, transport=transport)
+        service.identity_peer = IdentityPeer(IDENTITY_URL, transport=transport)
+        app = build_app()
+        attach(app, service, verifier)
+        try:
+            if credential is None:
+                yield PortalRig(identity, service, app)
+            else:
+                async with credential_verify(credential, verifier) as (peer, cv_pool):
+                    service.credential = peer
+                    yield PortalRig(identity, service, app, credential_pool=cv_pool)
+        finally:
+            await service.identity.aclose()
+            await service.identity_peer.aclose()
 
 
 async def start_qr(client: httpx.AsyncClient) -> str:

@@ -377,12 +377,10 @@ async def web(review_db: asyncpg.Pool, database: str) -> AsyncIterator[WebRig]:
     from eventkit.migrations import migrate
     from identity_service.adapters.pii import PiiCipher
     from identity_service.bootstrap import wire as wire_identity
-    from identity_service.entrypoints.api import attach as attach_identity
-    from identity_service.entrypoints.api import build_app as build_identity
     from identity_service.settings import IdentitySettings
+    from identity_service.testing import IDENTITY_URL, in_process
     from review_service.adapters.media import MediaLinks
     from review_service.adapters.people import PEOPLE_SCHEMA, People
-    from servicekit.auth import JwksClient
     from servicekit.identity_client import IdentityClient
 
     await migrate(database, "identity", IDENTITY_MIGRATIONS)
@@ -390,9 +388,6 @@ async def web(review_db: asyncpg.Pool, database: str) -> AsyncIterator[WebRig]:
         review_db, IdentitySettings(), PiiCipher({"t1": b"k" * 32}, "t1", b"h" * 32)
     )
     await identity.keys.ensure_key()
-    identity_app = build_identity()
-    attach_identity(identity_app, identity)
-    identity_transport = httpx.ASGITransport(app=identity_app)
 
     staff: dict[str, uuid.UUID] = {}
     accounts = {
@@ -422,20 +417,15 @@ async def web(review_db: asyncpg.Pool, database: str) -> AsyncIterator[WebRig]:
     service = bootstrap.wire(review_db, settings)
     await service.identity.aclose()  # type: ignore[union-attr]
     await service.media.aclose()  # type: ignore[union-attr]
-    service.identity = IdentityClient("http://identity", transport=identity_transport)
-    service.media = MediaLinks("http://127.0.0.1:9", timeout=0.5)  # no media: photos unavailable
-    jwks_http = httpx.AsyncClient(transport=identity_transport, base_url="http://identity")
-    verifier = TokenVerifier(
-        JwksClient("http://identity/.well-known/jwks.json", http=jwks_http),
-        issuer=IDENTITY_ISSUER,
-    )
-    app = build_app()
-    attach(app, service, verifier)
-    feed = Feed(review_db)
-    await feed.window()
-    try:
-        yield WebRig(identity, service, app, feed, staff)
-    finally:
-        await service.identity.aclose()
-        await service.media.aclose()
-        await jwks_http.aclose()
+    async with in_process(identity) as (identity_transport, verifier):
+        service.identity = IdentityClient(IDENTITY_URL, transport=identity_transport)
+        service.media = MediaLinks("http://127.0.0.1:9", timeout=0.5)  # no media: unavailable
+        app = build_app()
+        attach(app, service, verifier)
+        feed = Feed(review_db)
+        await feed.window()
+        try:
+            yield WebRig(identity, service, app, feed, staff)
+        finally:
+            await service.identity.aclose()
+            await service.media.aclose()
