@@ -13,7 +13,16 @@ from eventkit.deadletters import DeadLetterError, discard, list_dead_letters, re
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.kafka import TopicSpec, ensure_topics, idempotent_producer
 from eventkit.relay import OutboxRelay
-from eventkit.replay import compare, rebuild_from_kafka, rebuild_from_store, shadow_name, swap
+from eventkit.replay import (
+    compare,
+    compare_with_live,
+    drop_shadow,
+    live_offsets,
+    rebuild_from_kafka,
+    rebuild_from_store,
+    shadow_name,
+    swap,
+)
 from eventkit.store import EventStore
 from eventkit.testing import CountingProjection, eventually, unique_name
 
@@ -172,6 +181,50 @@ async def test_rebuilt_from_store_and_from_topic_equal_the_live_projection(
     [diff] = comparison.differences
     assert (diff.table, diff.only_live, diff.only_shadow) == ("stream_totals", 1, 1)
     assert diff.samples_shadow[0]["total"] == -1
+
+
+async def test_a_shadow_is_compared_with_the_live_projection_at_the_same_offsets(
+    pool: asyncpg.Pool, stack, wired
+) -> None:
+    _topic, projection = wired
+    store = EventStore(pool)
+    committed = await fill(store, 3, 10)
+    await run_until(KafkaProjectionRunner(pool, projection, bootstrap=stack.kafka_bootstrap),
+                    pool, committed)  # fmt: skip
+    # the live projection now lags: these reach Kafka but not the (stopped) consumer
+    later = await fill(store, 3, 5, start=10)
+    async with pool.acquire() as conn:
+        offsets = await live_offsets(conn, projection)
+    assert sum(offsets.values()) == 30
+
+    assert await rebuild_from_kafka(pool, projection, stack.kafka_bootstrap, until=offsets) == 30
+    assert (await compare_with_live(pool, projection, stack.kafka_bootstrap)).equal
+
+    # the consumer runs on while the shadow waits; the comparison brings it to the same offsets
+    runner = KafkaProjectionRunner(pool, projection, bootstrap=stack.kafka_bootstrap)
+    await run_until(runner, pool, committed | later)
+    comparison = await compare_with_live(pool, projection, stack.kafka_bootstrap)
+    assert comparison.equal, comparison.differences
+    async with pool.acquire() as conn:
+        shadow_applied = await conn.fetchval(
+            f'SELECT count(*) FROM "{shadow_name(projection)}".applied'
+        )
+    assert shadow_applied == 45
+
+    # a live row that events do not explain is reported
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f'UPDATE "{projection.name}".stream_totals SET total = total + 1 WHERE stream_id = $1',
+            "s-1",
+        )
+    comparison = await compare_with_live(pool, projection, stack.kafka_bootstrap)
+    [diff] = comparison.differences
+    assert (diff.table, diff.only_live, diff.only_shadow) == ("stream_totals", 1, 1)
+    await drop_shadow(pool, projection)
+    async with pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1", shadow_name(projection)
+        )
 
 
 async def test_swap_makes_the_shadow_live_and_the_consumer_continues(

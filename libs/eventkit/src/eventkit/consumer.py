@@ -217,16 +217,28 @@ async def apply_in_transaction(
 ) -> BatchOutcome:
     """One transaction for the batch; on a handler error, redo it with per-event isolation."""
     async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                return await apply_kafka_batch(
-                    conn, projection, schema, consumer_name, batch, isolate=False
-                )
-        except _HandlerFailed:
-            async with conn.transaction():
-                return await apply_kafka_batch(
-                    conn, projection, schema, consumer_name, batch, isolate=True
-                )
+        return await apply_batch(conn, projection, schema, consumer_name, batch)
+
+
+async def apply_batch(
+    conn: Conn,
+    projection: Projection,
+    schema: str,
+    consumer_name: str,
+    batch: Mapping[tuple[str, int], Sequence[Delivery]],
+) -> BatchOutcome:
+    """`apply_kafka_batch` in a transaction (a savepoint inside the caller's), fast path first;
+    on a handler error the batch is redone with one savepoint per event and poison dead-lettered."""
+    try:
+        async with conn.transaction():
+            return await apply_kafka_batch(
+                conn, projection, schema, consumer_name, batch, isolate=False
+            )
+    except _HandlerFailed:
+        async with conn.transaction():
+            return await apply_kafka_batch(
+                conn, projection, schema, consumer_name, batch, isolate=True
+            )
 
 
 async def stored_offsets(

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from eventkit.consumer import Delivery, FeedProjectionRunner, apply_in_transaction
+from eventkit.consumer import Delivery, FeedProjectionRunner, apply_batch
+from eventkit.db import Conn
 from eventkit.kafka import topic_partitions
 from eventkit.projection import (
     SHADOW_SUFFIX,
@@ -67,16 +68,31 @@ async def rebuild_from_store(
             progress(total)
 
 
-async def rebuild_from_kafka(
-    pool: asyncpg.Pool,
+Offsets = dict[tuple[str, int], int]
+"""Next offset per (topic, partition): where a consumer has got to, or where to stop."""
+
+
+async def live_offsets(conn: Conn, projection: Projection) -> Offsets:
+    """The live projection's checkpoint: the next offset of every partition it has read."""
+    rows = await conn.fetch(
+        f'SELECT topic, kafka_partition, next_offset FROM "{check_identifier(projection.name)}"'
+        "._checkpoint"
+    )
+    return {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+
+
+async def _consume_into(
+    conn: Conn,
     projection: Projection,
+    schema: str,
     bootstrap: str,
+    until: Offsets | None,
     *,
     progress: Progress | None = None,
     max_records: int = 1000,
 ) -> int:
-    """Rebuild the shadow from the beginning of the projection's topics up to their current end."""
-    shadow = await _fresh_shadow(pool, projection)
+    """Apply the projection's topics into `schema`, from its checkpoint up to `until` (default:
+    the topics' current end), a transaction (or savepoint) per batch."""
     partitions = await topic_partitions(bootstrap, projection.topics)
     if not partitions:
         return 0
@@ -87,33 +103,89 @@ async def rebuild_from_kafka(
     total = 0
     try:
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if end[tp] > 0}
+        start = {
+            (r["topic"], r["kafka_partition"]): r["next_offset"]
+            for r in await conn.fetch(f'SELECT * FROM "{schema}"._checkpoint')
+        }
+        first = await consumer.beginning_offsets(partitions)
+        stop_at, next_offset = {}, {}
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            stop_at[tp] = end[tp] if until is None else min(end[tp], until.get(key, 0))
+            next_offset[tp] = start.get(key, first[tp])
+            consumer.seek(tp, next_offset[tp])
+        remaining = {tp for tp in partitions if next_offset[tp] < stop_at[tp]}
         while remaining:
             records = await consumer.getmany(*remaining, timeout_ms=500, max_records=max_records)
-            batch = {
-                (tp.topic, tp.partition): [
+            batch = {}
+            for tp, recs in records.items():
+                if recs:
+                    next_offset[tp] = max(next_offset[tp], recs[-1].offset + 1)
+                wanted = [
                     Delivery.from_kafka(tp.topic, tp.partition, r.offset, r.value)
                     for r in recs
-                    if r.offset < end[tp]
+                    if r.offset < stop_at[tp]
                 ]
-                for tp, recs in records.items()
-            }
-            batch = {k: v for k, v in batch.items() if v}
+                if wanted:
+                    batch[(tp.topic, tp.partition)] = wanted
             if batch:
-                outcome = await apply_in_transaction(
-                    pool, projection, shadow, f"rebuild.{projection.name}", batch
-                )
+                name = f"rebuild.{projection.name}"
+                outcome = await apply_batch(conn, projection, schema, name, batch)
                 total += outcome.applied
                 if progress is not None:
                     progress(total)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
+            remaining = {tp for tp in remaining if next_offset[tp] < stop_at[tp]}
         return total
     finally:
         await consumer.stop()
+
+
+async def rebuild_from_kafka(
+    pool: asyncpg.Pool,
+    projection: Projection,
+    bootstrap: str,
+    *,
+    until: Offsets | None = None,
+    progress: Progress | None = None,
+    max_records: int = 1000,
+) -> int:
+    """Rebuild the shadow from the beginning of the projection's topics up to `until` (by
+    default their current end; `live_offsets` makes the shadow match the live projection)."""
+    shadow = await _fresh_shadow(pool, projection)
+    async with pool.acquire() as conn:
+        return await _consume_into(
+            conn,
+            projection,
+            shadow,
+            bootstrap,
+            until,
+            progress=progress,
+            max_records=max_records,
+        )
+
+
+async def compare_with_live(
+    pool: asyncpg.Pool, projection: Projection, bootstrap: str, samples: int = 5
+) -> Comparison:
+    """Compare a shadow rebuilt from Kafka with the live projection at the same offsets.
+
+    The live projection's checkpoint is locked for the comparison (its consumer waits, it does
+    not fail), the shadow is brought up to exactly the live offsets, and then both are compared
+    in the same transaction, so events arriving meanwhile cannot show up as differences.
+    """
+    live, shadow = check_identifier(projection.name), shadow_name(projection)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f'LOCK TABLE "{live}"._checkpoint IN EXCLUSIVE MODE')
+        offsets = await live_offsets(conn, projection)
+        await _consume_into(conn, projection, shadow, bootstrap, offsets)
+        return await _compare(conn, live, shadow, samples)
+
+
+async def drop_shadow(pool: asyncpg.Pool, projection: Projection) -> None:
+    """Remove a shadow that is not going to be swapped in."""
+    async with pool.acquire() as conn:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{shadow_name(projection)}" CASCADE')
 
 
 @dataclass
@@ -142,35 +214,36 @@ class Comparison:
 
 async def compare(pool: asyncpg.Pool, live: str, shadow: str, samples: int = 5) -> Comparison:
     """Compare every projection table of `live` with `shadow`, row for row."""
+    async with pool.acquire() as conn:
+        return await _compare(conn, live, shadow, samples)
+
+
+async def _compare(conn: Conn, live: str, shadow: str, samples: int) -> Comparison:
     check_identifier(live)
     check_identifier(shadow)
-    async with pool.acquire() as conn:
-        tables_live = await user_tables(conn, live)
-        tables_shadow = await user_tables(conn, shadow)
-        if tables_live != tables_shadow:
-            missing = sorted(set(tables_live) ^ set(tables_shadow))
-            return Comparison(
-                tables_live,
-                [
-                    TableDifference(t, int(t in tables_live), int(t in tables_shadow))
-                    for t in missing
-                ],
-            )
-        differences = []
-        for table in tables_live:
-            a, b = f'"{live}"."{table}"', f'"{shadow}"."{table}"'
-            only_a = await conn.fetch(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}")
-            only_b = await conn.fetch(f"SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}")
-            if only_a or only_b:
-                differences.append(
-                    TableDifference(
-                        table,
-                        len(only_a),
-                        len(only_b),
-                        [dict(r) for r in only_a[:samples]],
-                        [dict(r) for r in only_b[:samples]],
-                    )
+    tables_live = await user_tables(conn, live)
+    tables_shadow = await user_tables(conn, shadow)
+    if tables_live != tables_shadow:
+        missing = sorted(set(tables_live) ^ set(tables_shadow))
+        return Comparison(
+            tables_live,
+            [TableDifference(t, int(t in tables_live), int(t in tables_shadow)) for t in missing],
+        )
+    differences = []
+    for table in tables_live:
+        a, b = f'"{live}"."{table}"', f'"{shadow}"."{table}"'
+        only_a = await conn.fetch(f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}")
+        only_b = await conn.fetch(f"SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}")
+        if only_a or only_b:
+            differences.append(
+                TableDifference(
+                    table,
+                    len(only_a),
+                    len(only_b),
+                    [dict(r) for r in only_a[:samples]],
+                    [dict(r) for r in only_b[:samples]],
                 )
+            )
     return Comparison(tables_live, differences)
 
 
