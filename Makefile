@@ -9,7 +9,7 @@ TEST_RUN_DIR ?= .run/test
 PYTEST_ARGS ?=
 
 .PHONY: help install run test test-unit lint format contracts bench bench-eventstore \
-        bench-roster bench-media bench-application bench-review stack-up stack-down stack-status clean
+        bench-roster bench-media bench-application bench-review bench-ops stack-up stack-down stack-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ format: ## apply ruff's fixes and formatting
 contracts: ## regenerate JSON Schemas and the AsyncAPI document from the event models
 	@$(UV) run --frozen contracts generate
 
-bench: bench-eventstore bench-roster bench-media bench-application bench-review ## every benchmark
+bench: bench-eventstore bench-roster bench-media bench-application bench-review bench-ops ## every benchmark
 
 bench-eventstore: install ## eventkit append and replay vs eventsourcing vs raw SQL
 	@$(UV) run --frozen devstack exec --run-dir .run/bench -- \
@@ -64,6 +64,10 @@ bench-review: install ## review: the queue's queries, then the reviewer UI's que
 		$(UV) run --frozen python bench/review_queue.py
 	@$(UV) run --frozen devstack exec --run-dir .run/bench-review -- \
 		$(UV) run --frozen python bench/review_queue_page.py
+
+bench-ops: install ## ops: the review queue (20,000 applications) rebuilt from Kafka beside its live consumer, compared, swapped
+	@$(UV) run --frozen devstack exec --run-dir .run/bench-ops -- \
+		$(UV) run --frozen python bench/ops_rebuild.py
 
 bench-media: install ## media: the photo pipeline on a 3 MB 12-megapixel JPEG (one core), then whole uploads to S3
 	@$(UV) run --frozen python bench/media_pipeline.py

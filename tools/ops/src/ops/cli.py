@@ -1,98 +1,100 @@
 """`ops`: the operators' command line (运维命令).
 
     ops history MK2026000001 [--json]
+    ops projections [--json]
+    ops rebuild review review_queue [--from kafka|store] [--verify] [--swap]
+    ops dead-letters list|show|retry|discard ...
+    ops actions [--service S] [--json]
+    ops as-of MK2026000001 2026-03-05T10:00 [--json]
+    ops lag [--service S] [--max-lag N] [--json]
+    ops export <window-id-or-name> [--out DIR] [--force]
 
-Each service's event store is read directly: its DSN comes from `OPS_PG_DSN_<SERVICE>`
-(IDENTITY, APPLICATION, CREDENTIAL_VERIFY, MEDIA, REVIEW), else from the local stack's
-`DEVSTACK_*` variables (`source .run/dev/stack.env`).
+Each service's database comes from `OPS_PG_DSN_<SERVICE>` (IDENTITY, APPLICATION,
+CREDENTIAL_VERIFY, MEDIA, REVIEW) and Kafka from `OPS_KAFKA_BOOTSTRAP`, else from the local
+stack's `DEVSTACK_*` variables (`source .run/dev/stack.env`). The operator is `--operator`,
+`OPS_OPERATOR` or the login name. Every command is recorded, as an `OpsActionRecorded` event,
+in the store of each service whose database it opened, whether it succeeded or not.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 from collections.abc import Sequence
-from datetime import timedelta, timezone
+from datetime import date, datetime
+from typing import Any
 
-from ops.history import SERVICES, CaseHistory, CaseNotFound, case_history
+from ops import actions, asof, deadletters, export, history, lag, rebuild
+from ops.context import (
+    EXIT_USAGE,
+    OpsContext,
+    OpsError,
+    default_operator,
+    kafka_bootstrap,
+    service_dsns,
+)
 
-CHINA = timezone(timedelta(hours=8))
-EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
-
-
-def service_dsns(environ: os._Environ[str] | dict[str, str] | None = None) -> dict[str, str]:
-    """Each service's DSN from OPS_PG_DSN_* or the local stack's variables."""
-    env = dict(os.environ if environ is None else environ)
-    dsns = {s: env[f"OPS_PG_DSN_{s.upper()}"] for s in SERVICES if f"OPS_PG_DSN_{s.upper()}" in env}
-    if len(dsns) < len(SERVICES) and "DEVSTACK_PG_HOST" in env:
-        from devstack.endpoints import Endpoints
-
-        endpoints = Endpoints.from_env(env)
-        for service in SERVICES:
-            dsns.setdefault(service, endpoints.pg_dsn(service))
-    return dsns
-
-
-def render_table(history: CaseHistory) -> str:
-    """The history as a table for the terminal (Beijing time)."""
-    lines = [
-        f"办件 {history.case_number}  application {history.application_id}"
-        f"  candidate {history.candidate_id}",
-        f"{'时间 (北京)':<20} {'服务':<18} {'事件':<32} {'操作人':<48} {'关联':<8} 说明",
-    ]
-    for step in history.steps:
-        when = step.occurred_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(
-            f"{when:<22} {step.service:<18} {step.event_type:<32} {step.actor:<48}"
-            f" {str(step.correlation_id)[:8]:<8} {step.summary}"
-        )
-    return "\n".join(lines)
+COMMANDS = (history, rebuild, deadletters, actions, asof, lag, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; each sets `handler`."""
     parser = argparse.ArgumentParser(prog="ops", description="运维命令 ops")
+    parser.add_argument("--operator", default=None, help="操作人 who acts (default: OPS_OPERATOR)")
     commands = parser.add_subparsers(dest="command", required=True)
-    history = commands.add_parser(
-        "history", help="一个办件在各服务中的完整经过 the story of one case, from the events"
-    )
-    history.add_argument("case_number", help="办件编号, e.g. MK2026000001")
-    history.add_argument("--json", action="store_true", help="JSON instead of a table")
+    for module in COMMANDS:
+        module.register(commands)
     return parser
 
 
-async def _history(case_number: str, as_json: bool) -> int:
-    dsns = service_dsns()
-    if "application" not in dsns:
-        print("缺少数据库连接 / no DSNs: set OPS_PG_DSN_* or source the stack's env file",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
-    try:
-        history = await case_history(dsns, case_number)
-    except CaseNotFound:
-        print(f"未找到办件 / no case {case_number}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    if as_json:
-        doc = {
-            "case_number": history.case_number,
-            "application_id": history.application_id,
-            "candidate_id": history.candidate_id,
-            "steps": [s.as_json() for s in history.steps],
-        }
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
-    else:
-        print(render_table(history))
-    return EXIT_OK
+def _arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's arguments as JSON-able values, for the record."""
+    out: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if key in ("handler", "operator", "command", "action"):
+            continue
+        if isinstance(value, datetime | date):
+            value = value.isoformat()
+        elif value is not None and not isinstance(value, str | int | float | bool | list):
+            value = str(value)
+        out[key] = value
+    return out
 
 
 async def run(argv: Sequence[str] | None = None) -> int:
-    """Run one command; its exit code."""
+    """Run one command, record it, and return its exit code."""
     args = build_parser().parse_args(argv)
-    if args.command == "history":
-        return await _history(args.case_number, args.json)
-    return EXIT_USAGE  # pragma: no cover - argparse requires a command
+    operator = (args.operator or default_operator()).strip()
+    if not operator:
+        print("错误 [no_operator] 请用 --operator 或 OPS_OPERATOR 指明操作人", file=sys.stderr)
+        return EXIT_USAGE
+    ctx = OpsContext(service_dsns(), operator, kafka_bootstrap())
+    name = args.command if not getattr(args, "action", None) else f"{args.command} {args.action}"
+    try:
+        try:
+            code: int = await args.handler(ctx, args)
+        except OpsError as exc:
+            print(f"错误 [{exc.code}] {exc}", file=sys.stderr)
+            ctx.detail.setdefault("error", exc.code)
+            await _record(ctx, name, args, "refused" if exc.exit_code == EXIT_USAGE else "failed")
+            return exc.exit_code
+        except Exception as exc:
+            ctx.detail.setdefault("error", type(exc).__name__)
+            await _record(ctx, name, args, "failed")
+            raise
+        await _record(ctx, name, args, "ok" if code == 0 else "failed")
+        return code
+    finally:
+        await ctx.close()
+
+
+async def _record(ctx: OpsContext, name: str, args: argparse.Namespace, outcome: Any) -> None:
+    try:
+        await ctx.record(ctx.touched, name, _arguments(args), outcome, ctx.detail)
+    except Exception as exc:  # the database is what failed: say so, do not hide the first error
+        print(f"警告 [not_recorded] 操作未能记录 / the action was not recorded: {exc}",
+              file=sys.stderr)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,11 +10,12 @@ and causation ids, so one request's steps across services can be read together.
 
 from __future__ import annotations
 
+import argparse
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -24,13 +25,18 @@ from contracts.credential import CERTIFICATE_STREAM, DEGREE_STREAM
 from contracts.identity import CANDIDATE_STREAM
 from contracts.media import PHOTO_STREAM
 from contracts.review import DECISION_STREAM
+from ops.context import EXIT_OK, SERVICES, OpsContext, OpsError
 
-SERVICES = ("identity", "application", "credential_verify", "media", "review")
 SUBMISSIONS = ("ApplicationSubmitted", "ApplicationResubmitted")
 COLUMNS = (
     "event_id, stream_type, stream_id, stream_version, event_type, occurred_at, correlation_id,"
     " causation_id, actor_kind, actor_id, payload"
 )
+
+
+__all__ = ["SERVICES", "CaseHistory", "CaseNotFound", "Step", "case_history", "register"]
+
+CHINA = timezone(timedelta(hours=8))
 
 
 class CaseNotFound(LookupError):
@@ -182,3 +188,53 @@ async def case_history(dsns: Mapping[str, str], case_number: str) -> CaseHistory
             steps += [_step(service, r) for r in await _fetch(dsns[service], sql, *args)]
     steps.sort(key=lambda s: (s.occurred_at, s.service, s.stream_version))
     return CaseHistory(case_number, application_id, candidate_id, tuple(steps))
+
+
+def render_table(history: CaseHistory) -> str:
+    """The history as a table for the terminal (Beijing time)."""
+    lines = [
+        f"办件 {history.case_number}  application {history.application_id}"
+        f"  candidate {history.candidate_id}",
+        f"{'时间 (北京)':<20} {'服务':<18} {'事件':<32} {'操作人':<48} {'关联':<8} 说明",
+    ]
+    for step in history.steps:
+        when = step.occurred_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(
+            f"{when:<22} {step.service:<18} {step.event_type:<32} {step.actor:<48}"
+            f" {str(step.correlation_id)[:8]:<8} {step.summary}"
+        )
+    return "\n".join(lines)
+
+
+def register(commands: Any) -> None:
+    """`ops history <case-number> [--json]`."""
+    parser = commands.add_parser(
+        "history", help="一个办件在各服务中的完整经过 the story of one case, from the events"
+    )
+    parser.add_argument("case_number", help="办件编号, e.g. MK2026000001")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    parser.set_defaults(handler=handle)
+
+
+async def handle(ctx: OpsContext, args: argparse.Namespace) -> int:
+    """Print the case's history."""
+    ctx.dsn("application")
+    for service in SERVICES:
+        if service in ctx.dsns:
+            ctx.touch(service)
+    try:
+        history = await case_history(ctx.dsns, args.case_number)
+    except CaseNotFound:
+        raise OpsError("case_not_found", f"未找到办件 / no case {args.case_number}") from None
+    ctx.detail["steps"] = len(history.steps)
+    if args.json:
+        doc = {
+            "case_number": history.case_number,
+            "application_id": history.application_id,
+            "candidate_id": history.candidate_id,
+            "steps": [s.as_json() for s in history.steps],
+        }
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        print(render_table(history))
+    return EXIT_OK

@@ -1,0 +1,154 @@
+"""What every ops command runs with: the services' databases, the operator, and the record.
+
+Each command gets an `OpsContext`. It opens pools to the services' databases on demand, and
+`record` appends the command's `OpsActionRecorded` event to the store of every service whose
+data the command read or changed, so each service's own history says who touched it, when,
+with which arguments, and how it ended.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from eventkit.db import create_pool
+from eventkit.operations import Outcome, record_action, service_key
+
+SERVICES = ("identity", "application", "credential_verify", "media", "review")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class OpsError(Exception):
+    """A command cannot do what was asked; `code` is stable, the message is for the operator."""
+
+    def __init__(self, code: str, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+        self.exit_code = exit_code
+
+
+def service_dsns(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each service's DSN from OPS_PG_DSN_<SERVICE>, else from the local stack's variables."""
+    env = dict(os.environ if environ is None else environ)
+    dsns = {s: env[f"OPS_PG_DSN_{s.upper()}"] for s in SERVICES if f"OPS_PG_DSN_{s.upper()}" in env}
+    if len(dsns) < len(SERVICES) and "DEVSTACK_PG_HOST" in env:
+        from devstack.endpoints import Endpoints
+
+        endpoints = Endpoints.from_env(env)
+        for service in SERVICES:
+            dsns.setdefault(service, endpoints.pg_dsn(service))
+    return dsns
+
+
+def kafka_bootstrap(environ: Mapping[str, str] | None = None) -> str | None:
+    """Kafka's bootstrap servers: OPS_KAFKA_BOOTSTRAP, EVENTKIT_KAFKA_BOOTSTRAP or the stack's."""
+    env = dict(os.environ if environ is None else environ)
+    for key in ("OPS_KAFKA_BOOTSTRAP", "EVENTKIT_KAFKA_BOOTSTRAP"):
+        if env.get(key):
+            return env[key]
+    if "DEVSTACK_PG_HOST" in env:
+        from devstack.endpoints import Endpoints
+
+        return Endpoints.from_env(env).kafka_bootstrap
+    return None
+
+
+def default_operator(environ: Mapping[str, str] | None = None) -> str:
+    """Who is acting: OPS_OPERATOR, else the login name on this machine."""
+    env = dict(os.environ if environ is None else environ)
+    return env.get("OPS_OPERATOR") or getpass.getuser()
+
+
+@dataclass
+class OpsContext:
+    """The databases, Kafka, the operator and the correlation id of one ops command."""
+
+    dsns: Mapping[str, str]
+    operator: str
+    bootstrap: str | None = None
+    correlation_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    host: str = field(default_factory=socket.gethostname)
+    detail: dict[str, Any] = field(default_factory=dict)
+    touched: list[str] = field(default_factory=list)
+    _pools: dict[str, asyncpg.Pool] = field(default_factory=dict)
+
+    def touch(self, service: str) -> None:
+        """Note that this command reads or changes `service`'s data (it will be recorded there)."""
+        key = service_key(service)
+        if key not in self.touched:
+            self.touched.append(key)
+
+    def dsn(self, service: str) -> str:
+        """The DSN of one service, or a clear error when it is not configured."""
+        key = service_key(service)
+        if key not in SERVICES:
+            raise OpsError(
+                "unknown_service",
+                f"没有这个服务 / no service {service!r} (one of {', '.join(SERVICES)})",
+                EXIT_USAGE,
+            )
+        if key not in self.dsns:
+            raise OpsError(
+                "no_dsn",
+                f"缺少 {key} 的数据库连接 / set OPS_PG_DSN_{key.upper()} or source the stack's"
+                " env file",
+                EXIT_USAGE,
+            )
+        return self.dsns[key]
+
+    async def pool(self, service: str) -> asyncpg.Pool:
+        """A small pool on one service's database, opened once per command."""
+        key = service_key(service)
+        self.touch(key)
+        if key not in self._pools:
+            self._pools[key] = await create_pool(self.dsn(key), min_size=1, max_size=3)
+        return self._pools[key]
+
+    def require_kafka(self) -> str:
+        """Kafka's bootstrap servers, or a clear error."""
+        if not self.bootstrap:
+            raise OpsError(
+                "no_kafka",
+                "缺少 Kafka 地址 / set OPS_KAFKA_BOOTSTRAP or source the stack's env file",
+                EXIT_USAGE,
+            )
+        return self.bootstrap
+
+    async def record(
+        self,
+        services: Sequence[str],
+        command: str,
+        arguments: Mapping[str, Any],
+        outcome: Outcome,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record this command in the store of each of `services` (those configured)."""
+        for service in dict.fromkeys(service_key(s) for s in services):
+            if service not in self.dsns:
+                continue
+            await record_action(
+                await self.pool(service),
+                operator=self.operator,
+                command=command,
+                arguments=arguments,
+                outcome=outcome,
+                detail=detail or {},
+                started_at=self.started_at,
+                host=self.host,
+                correlation_id=self.correlation_id,
+            )
+
+    async def close(self) -> None:
+        """Close the pools."""
+        for pool in self._pools.values():
+            await pool.close()
+        self._pools.clear()
