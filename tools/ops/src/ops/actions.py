@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from eventkit.operations import recorded_actions, service_key
-from ops.context import EXIT_OK, EXIT_USAGE, SERVICES, OpsContext, OpsError
-
-CHINA = timezone(timedelta(hours=8))
+from ops.context import CHINA, EXIT_OK, EXIT_USAGE, SERVICES, OpsContext, OpsError
 
 
 def register(commands: Any) -> None:

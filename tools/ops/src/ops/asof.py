@@ -25,19 +25,16 @@ import argparse
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
-
-import asyncpg
 
 from contracts.application import EXEMPTION_STREAM
 from contracts.base import CertificateKind
 from contracts.review import DECISION_STREAM
 from ops.actions import parse_time
-from ops.context import EXIT_OK, OpsContext, OpsError
+from ops.context import CHINA, EXIT_OK, OpsContext, OpsError, fetch
 from ops.export import mask_personal
 
-CHINA = timezone(timedelta(hours=8))
 SUBMISSIONS = ("ApplicationSubmitted", "ApplicationResubmitted")
 
 STATUS_LABELS = {
@@ -322,23 +319,12 @@ class NotYet(LookupError):
         self.first = first
 
 
-async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
 async def case_as_of(
     dsns: Mapping[str, str], case_number: str, when: datetime, now: datetime | None = None
 ) -> CaseAsOf:
     """Fold the case's application and review streams up to `when` (recorded_at <= when)."""
     now = now or datetime.now(UTC)
-    found = await _fetch(
+    found = await fetch(
         dsns["application"],
         "SELECT stream_id FROM eventkit.events WHERE stream_type = $1"
         " AND event_type = ANY($2::text[]) AND payload->>'case_number' = $3 LIMIT 1",
@@ -351,9 +337,7 @@ async def case_as_of(
         f"SELECT {_COLUMNS} FROM eventkit.events WHERE stream_type = $1 AND stream_id = $2"
         " ORDER BY stream_version"
     )
-    rows = await _fetch(
-        dsns["application"], by_stream, EXEMPTION_STREAM.stream_type, application_id
-    )
+    rows = await fetch(dsns["application"], by_stream, EXEMPTION_STREAM.stream_type, application_id)
     first = min(r["recorded_at"] for r in rows)
     if when < first:
         raise NotYet(first)
@@ -366,7 +350,7 @@ async def case_as_of(
         review = ReviewState()
         if application.submission_number:
             review.start_round(application.submission_number)
-        for row in await _fetch(dsns["review"], by_stream, DECISION_STREAM.stream_type,
+        for row in await fetch(dsns["review"], by_stream, DECISION_STREAM.stream_type,
                                 application_id):  # fmt: skip
             if row["recorded_at"] <= when:
                 review.apply(row["event_type"], row["payload"], row["recorded_at"])

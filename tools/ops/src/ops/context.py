@@ -9,12 +9,13 @@ with which arguments, and how it ended.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ from eventkit.db import create_pool
 from eventkit.operations import Outcome, record_action, service_key
 
 SERVICES = ("identity", "application", "credential_verify", "media", "review")
+CHINA = timezone(timedelta(hours=8))  # times shown to operators are Beijing time
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -46,6 +48,19 @@ def service_dsns(environ: Mapping[str, str] | None = None) -> dict[str, str]:
         for service in SERVICES:
             dsns.setdefault(service, endpoints.pg_dsn(service))
     return dsns
+
+
+async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """One query on its own connection, JSON columns decoded (for commands reading event stores
+    by DSN, outside the command's pools)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
 
 
 def kafka_bootstrap(environ: Mapping[str, str] | None = None) -> str | None:

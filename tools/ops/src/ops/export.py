@@ -38,18 +38,14 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import asyncpg
 
 from contracts.application import EXEMPTION_STREAM, WINDOW_STREAM
 from contracts.identity import CANDIDATE_STREAM
 from contracts.review import DECISION_STREAM
-from ops.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OpsContext, OpsError
-
-CHINA = timezone(timedelta(hours=8))
+from ops.context import CHINA, EXIT_FAILED, EXIT_OK, EXIT_USAGE, OpsContext, OpsError, fetch
 
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -131,20 +127,9 @@ def _beijing(text: str | None) -> str:
     return datetime.fromisoformat(text).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
 async def find_window(dsn: str, window: str) -> dict[str, Any]:
     """The window named by id or by name, folded from its stream."""
-    rows = await _fetch(
+    rows = await fetch(
         dsn,
         "SELECT stream_id, event_type, payload, recorded_at FROM eventkit.events"
         " WHERE stream_type = $1 ORDER BY stream_id, stream_version",
@@ -178,7 +163,7 @@ async def window_decisions(dsns: Mapping[str, str], window: str) -> DecisionExpo
     """Every decided case of the window, from the application, review (and identity) stores."""
     found = await find_window(dsns["application"], window)
     window_id = found["window_id"]
-    rows = await _fetch(
+    rows = await fetch(
         dsns["application"],
         "SELECT stream_id, event_type, occurred_at, payload FROM eventkit.events"
         " WHERE stream_type = $1 AND stream_id IN (SELECT stream_id FROM eventkit.events"
@@ -197,7 +182,7 @@ async def window_decisions(dsns: Mapping[str, str], window: str) -> DecisionExpo
     ids = sorted(decided)
     finals: dict[str, tuple[Mapping[str, Any], datetime]] = {}
     if ids:
-        for row in await _fetch(
+        for row in await fetch(
             dsns["review"],
             "SELECT stream_id, occurred_at, payload FROM eventkit.events WHERE stream_type = $1"
             " AND event_type = 'ApplicationApproved' AND stream_id = ANY($2::text[])"
@@ -208,7 +193,7 @@ async def window_decisions(dsns: Mapping[str, str], window: str) -> DecisionExpo
     tickets: dict[str, str] = {}
     candidates = sorted({str(p.get("candidate_id")) for p, _ in decided.values()})
     if candidates and "identity" in dsns:
-        for row in await _fetch(
+        for row in await fetch(
             dsns["identity"],
             "SELECT stream_id, payload->>'admission_ticket_number' AS ticket"
             " FROM eventkit.events WHERE stream_type = $1 AND event_type = 'CandidateRegistered'"

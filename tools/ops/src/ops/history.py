@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -25,7 +25,7 @@ from contracts.credential import CERTIFICATE_STREAM, DEGREE_STREAM
 from contracts.identity import CANDIDATE_STREAM
 from contracts.media import PHOTO_STREAM
 from contracts.review import DECISION_STREAM
-from ops.context import EXIT_OK, SERVICES, OpsContext, OpsError
+from ops.context import CHINA, EXIT_OK, SERVICES, OpsContext, OpsError, fetch
 
 SUBMISSIONS = ("ApplicationSubmitted", "ApplicationResubmitted")
 COLUMNS = (
@@ -35,8 +35,6 @@ COLUMNS = (
 
 
 __all__ = ["SERVICES", "CaseHistory", "CaseNotFound", "Step", "case_history", "register"]
-
-CHINA = timezone(timedelta(hours=8))
 
 
 class CaseNotFound(LookupError):
@@ -125,17 +123,6 @@ def _step(service: str, row: asyncpg.Record) -> Step:
     )
 
 
-async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.set_type_codec(
-            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
 def _references(rows: Iterable[asyncpg.Record]) -> tuple[set[str], set[str]]:
     """Photo ids and certificate-check ids the application's events cite."""
     photos: set[str] = set()
@@ -155,7 +142,7 @@ def _references(rows: Iterable[asyncpg.Record]) -> tuple[set[str], set[str]]:
 async def case_history(dsns: Mapping[str, str], case_number: str) -> CaseHistory:
     """The story of `case_number` from the event stores of `dsns` (service name → DSN; a
     service left out is skipped)."""
-    found = await _fetch(
+    found = await fetch(
         dsns["application"],
         "SELECT stream_id, payload FROM eventkit.events WHERE stream_type = $1"
         " AND event_type = ANY($2::text[]) AND payload->>'case_number' = $3 LIMIT 1",
@@ -167,7 +154,7 @@ async def case_history(dsns: Mapping[str, str], case_number: str) -> CaseHistory
     candidate_id = str(found[0]["payload"]["candidate_id"])
     steps: list[Step] = []
     by_stream = f"SELECT {COLUMNS} FROM eventkit.events WHERE stream_type = $1 AND stream_id = $2"
-    application = await _fetch(
+    application = await fetch(
         dsns["application"], by_stream, EXEMPTION_STREAM.stream_type, application_id
     )
     steps += [_step("application", r) for r in application]
@@ -185,7 +172,7 @@ async def case_history(dsns: Mapping[str, str], case_number: str) -> CaseHistory
     )  # fmt: skip
     for service, sql, args in queries:
         if service in dsns:
-            steps += [_step(service, r) for r in await _fetch(dsns[service], sql, *args)]
+            steps += [_step(service, r) for r in await fetch(dsns[service], sql, *args)]
     steps.sort(key=lambda s: (s.occurred_at, s.service, s.stream_version))
     return CaseHistory(case_number, application_id, candidate_id, tuple(steps))
 

@@ -30,7 +30,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -40,9 +40,8 @@ from eventkit.db import Conn
 from eventkit.kafka import topic_partitions
 from eventkit.operations import ProjectionSpec, discover, service_key
 from eventkit.projection import check_identifier
-from ops.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SERVICES, OpsContext, OpsError
+from ops.context import CHINA, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SERVICES, OpsContext, OpsError
 
-CHINA = timezone(timedelta(hours=8))
 KAFKA_TIMEOUT_S = 30.0
 
 
