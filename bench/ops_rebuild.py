@@ -188,6 +188,11 @@ async def run(applications: int, partitions: int) -> dict[str, Any]:
         "rebuild_events_per_s": round(rebuilt / rebuild_s),
         "compare_s": round(compare_s, 2),
         "equal": comparison.equal,
+        "differences": [
+            {"table": d.table, "only_live": d.only_live, "only_shadow": d.only_shadow,
+             "sample_live": d.samples_live[:1], "sample_shadow": d.samples_shadow[:1]}
+            for d in comparison.differences
+        ],
         "swap_s": round(swap_s, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -199,11 +204,11 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args()
     result = asyncio.run(run(args.applications, args.partitions))
-    print(json.dumps(result, indent=2, ensure_ascii=False))
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     RESULTS.parent.mkdir(exist_ok=True)
     history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     history.append(result)
-    RESULTS.write_text(json.dumps(history, indent=2, ensure_ascii=False) + "\n")
+    RESULTS.write_text(json.dumps(history, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -402,6 +402,39 @@ async def test_decisions_that_overtake_their_submission_are_held_until_it_arrive
     assert row.status is CaseStatus.AWAITING_POINT and row.claimed_by == REVIEWER
 
 
+@pytest.mark.integration
+async def test_the_last_return_reason_does_not_depend_on_which_topic_was_read_first(
+    world: World,
+) -> None:
+    # the order a live consumer sees: submitted, returned, resubmitted, returned, resubmitted
+    live = await world.submit(at=ago(days=9))
+    await world.act("ApplicationReturned", live, at=ago(days=8), reason="原因一")
+    await world.submit(at=ago(days=7), application_id=live, number=2)
+    await world.act("ApplicationReturned", live, at=ago(days=6), number=2, reason="原因二")
+    await world.submit(at=ago(days=5), application_id=live, number=3)
+    # a rebuild may read the whole exemption topic before the decision topic, or mix them
+    for order in ("returns_last", "first_return_late", "returns_reversed"):
+        app = await world.submit(at=ago(days=9))
+        first = world.decision("ApplicationReturned", app, at=ago(days=8), reason="原因一")
+        second = world.decision("ApplicationReturned", app, at=ago(days=6), number=2,
+                                reason="原因二")  # fmt: skip
+        if order == "first_return_late":
+            await world.submit(at=ago(days=7), application_id=app, number=2)
+            await world.apply(first)
+            await world.apply(second)
+            await world.submit(at=ago(days=5), application_id=app, number=3)
+        else:
+            await world.submit(at=ago(days=7), application_id=app, number=2)
+            await world.submit(at=ago(days=5), application_id=app, number=3)
+            returns = (first, second) if order == "returns_last" else (second, first)
+            await world.apply(*returns)
+        row, expected = await world.row(app), await world.row(live)
+        assert row.last_return_reason == expected.last_return_reason == "原因二", order
+        assert (row.status, row.submission_number, row.waiting_since) == (
+            expected.status, expected.submission_number, expected.waiting_since
+        ), order  # fmt: skip
+
+
 # --- filters, sorts, paging, scope ----------------------------------------------------------------
 
 

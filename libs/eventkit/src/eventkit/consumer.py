@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import traceback
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,13 @@ from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
 from eventkit.feed import FeedEvent, Position, read_feed
-from eventkit.projection import Projection, create_schema, mark_applied, use_schema
+from eventkit.projection import (
+    Projection,
+    create_schema,
+    mark_all_applied,
+    mark_applied,
+    use_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +96,13 @@ async def apply_deliveries(
     is dead-lettered instead.
     """
     outcome = BatchOutcome()
+    fresh: set[uuid.UUID] = set()
+    if not isolate:
+        # One round trip records the whole batch in the inbox; an error later aborts the batch
+        # (and these rows with it) before it is redone event by event.
+        fresh = await mark_all_applied(
+            conn, [d.envelope.event_id for d in deliveries if d.envelope is not None]
+        )
     for delivery in deliveries:
         envelope = delivery.envelope
         if envelope is None:
@@ -99,9 +113,10 @@ async def apply_deliveries(
             continue
         if not isolate:
             try:
-                if not await mark_applied(conn, envelope):
+                if envelope.event_id not in fresh:
                     outcome.duplicates += 1
                     continue
+                fresh.discard(envelope.event_id)  # the same event twice in one batch: once
                 await projection.apply(conn, envelope)
             except Exception as exc:
                 raise _HandlerFailed from exc

@@ -10,6 +10,8 @@ tables, swapping a rebuilt shadow in also swaps the position it was built to.
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from eventkit.db import Conn
@@ -98,6 +100,18 @@ async def mark_applied(conn: Conn, envelope: EventEnvelope) -> bool:
         envelope.event_id,
     )
     return bool(inserted)
+
+
+async def mark_all_applied(conn: Conn, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Record many events in the inbox in one statement; the ids that were not there before."""
+    if not event_ids:
+        return set()
+    rows = await conn.fetch(
+        "INSERT INTO _inbox (event_id) SELECT unnest($1::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        list(event_ids),
+    )
+    return {r["event_id"] for r in rows}
 
 
 async def user_tables(conn: Conn, schema: str) -> list[str]:

@@ -328,7 +328,17 @@ class QueueProjection:
                 )
             return
         if current > number:
-            return  # stale: about a submission the case has moved past
+            # Stale: about a submission the case has moved past. One exception: the return
+            # that led to the current submission may arrive after it (the topics are consumed
+            # independently, and a rebuild reads them in another interleaving); its reason is
+            # still the case's last return reason, whichever arrived first.
+            if envelope.event_type == ApplicationReturned.event_type and current == number + 1:
+                await conn.execute(
+                    "UPDATE cases SET last_return_reason = $2 WHERE application_id = $1",
+                    application_id,
+                    ApplicationReturned.model_validate(payload).reason,
+                )
+            return
         at = envelope.occurred_at
         kind = envelope.event_type
         if kind == ReviewClaimed.event_type:
