@@ -115,6 +115,27 @@ async def test_killed_between_database_and_kafka_commit_applies_nothing_twice(
     assert {r["events"] for r in totals} == {40}
 
 
+async def test_a_fresh_projection_reads_from_the_beginning_whatever_its_group_committed(
+    pool: asyncpg.Pool, stack, wired
+) -> None:
+    _topic, projection = wired
+    store = EventStore(pool)
+    committed = await fill(store, 3, 10)
+    # an earlier database's consumer, same group id, read everything and committed its offsets
+    await run_until(KafkaProjectionRunner(pool, projection, bootstrap=stack.kafka_bootstrap),
+                    pool, committed)  # fmt: skip
+    async with pool.acquire() as conn:
+        await conn.execute(f'DROP SCHEMA "{projection.name}" CASCADE')
+    later = await fill(store, 3, 2, start=10)
+    runner = KafkaProjectionRunner(pool, projection, bootstrap=stack.kafka_bootstrap)
+    await run_until(runner, pool, committed | later)
+    counts = await applied_counts(pool, projection.name)
+    assert set(counts) == committed | later and set(counts.values()) == {1}
+    async with pool.acquire() as conn:
+        offsets = await live_offsets(conn, projection)
+    assert sum(offsets.values()) == 36
+
+
 async def test_poison_events_are_dead_lettered_and_the_consumer_goes_on(
     pool: asyncpg.Pool, stack, wired
 ) -> None:

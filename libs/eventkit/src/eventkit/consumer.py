@@ -321,15 +321,26 @@ class KafkaProjectionRunner:
         stored = await stored_offsets(
             self._pool, self.schema, [(tp.topic, tp.partition) for tp in partitions]
         )
-        fresh = []
-        for tp in partitions:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                fresh.append(tp)
-            else:
-                consumer.seek(tp, offset)
+        fresh = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
         if fresh:
-            await consumer.seek_to_beginning(*fresh)
+            # A partition the projection never read starts at the log's beginning, whatever
+            # offsets the consumer group committed before (another database, an older run).
+            # The start is written to the checkpoint, so from the first batch on a delivery
+            # from anywhere else is re-seeked instead of applied, and the seek is explicit, not
+            # a lazy reset a committed-offset refresh could overtake.
+            first = await consumer.beginning_offsets(fresh)
+            async with self._pool.acquire() as conn, conn.transaction():
+                await use_schema(conn, self.schema)
+                await conn.executemany(
+                    "INSERT INTO _checkpoint (topic, kafka_partition, next_offset)"
+                    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    [(tp.topic, tp.partition, first[tp]) for tp in fresh],
+                )
+            stored = await stored_offsets(
+                self._pool, self.schema, [(tp.topic, tp.partition) for tp in partitions]
+            )
+        for tp in partitions:
+            consumer.seek(tp, stored[(tp.topic, tp.partition)])
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until `stop` is set or the task is cancelled."""
