@@ -492,12 +492,18 @@ class EndedSessions:
         self._max_age = max_age
 
     async def create(self, conn: Any) -> None:
-        """The schema and table (idempotent)."""
-        await conn.execute(
-            f"CREATE SCHEMA IF NOT EXISTS {self._schema};"
-            f" CREATE TABLE IF NOT EXISTS {self._table} ("
-            " session_hash bytea PRIMARY KEY, ends_at timestamptz NOT NULL)"
-        )
+        """The schema and table (idempotent). An API and its worker prepare the database at
+        the same time; IF NOT EXISTS alone races on the catalog, so creation is serialised."""
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"servicekit.schema:{self._schema}",
+            )
+            await conn.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {self._schema};"
+                f" CREATE TABLE IF NOT EXISTS {self._table} ("
+                " session_hash bytea PRIMARY KEY, ends_at timestamptz NOT NULL)"
+            )
 
     @staticmethod
     def _key(session: Session) -> bytes:
