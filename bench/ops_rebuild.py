@@ -189,8 +189,13 @@ async def run(applications: int, partitions: int) -> dict[str, Any]:
         "compare_s": round(compare_s, 2),
         "equal": comparison.equal,
         "differences": [
-            {"table": d.table, "only_live": d.only_live, "only_shadow": d.only_shadow,
-             "sample_live": d.samples_live[:1], "sample_shadow": d.samples_shadow[:1]}
+            {
+                "table": d.table,
+                "only_live": d.only_live,
+                "only_shadow": d.only_shadow,
+                "sample_live": d.samples_live[:1],
+                "sample_shadow": d.samples_shadow[:1],
+            }
             for d in comparison.differences
         ],
         "swap_s": round(swap_s, 3),

@@ -94,6 +94,18 @@ def test_eventkit_does_not_depend_on_contracts() -> None:
     assert not offences
 
 
+def test_the_end_to_end_lane_uses_the_system_only_from_outside() -> None:
+    """tests/e2e drives the running system through HTTP, the browser and its CLIs: it imports no
+    service package (nor the application tests' rigs that wire services in process)."""
+    offences = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in sorted((ROOT / "tests/e2e").rglob("*.py"))
+        for module in imported_modules(path)
+        if module.split(".")[0] in SERVICE_PACKAGES | {"portal_support", "application_builders"}
+    ]
+    assert not offences, "\n".join(offences)
+
+
 def test_the_rules_catch_an_offence(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import asyncpg\nfrom review_service.domain import x\n")

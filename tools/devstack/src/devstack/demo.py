@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .endpoints import Endpoints
+from .system import DEFAULT, System
 
 CHINA = timezone(timedelta(hours=8))
 ROSTER_HEADER = "准考证号,身份证号,姓名,性别,考区,报名区县,专业代码,已合格课程"
@@ -53,12 +54,13 @@ def _run(command: list[str], env: dict[str, str], stdin: str | None = None) -> t
     return done.returncode, (done.stdout + done.stderr).strip()
 
 
-def seed(endpoints: Endpoints, run_dir: Path) -> list[str]:
-    """Load the demo data (idempotently); lines saying what was done, for the terminal."""
+def seed(endpoints: Endpoints, run_dir: Path, system: System = DEFAULT) -> list[str]:
+    """Load the demo data (idempotently) into the databases of `system`'s identity and
+    application; lines saying what was done, for the terminal."""
     scripts = Path(sys.executable).parent
     env = {**os.environ}
-    identity_dsn = endpoints.pg_dsn("identity")
-    application_dsn = endpoints.pg_dsn("application")
+    identity_dsn = endpoints.pg_dsn(system.service("identity").database)
+    application_dsn = endpoints.pg_dsn(system.service("application").database)
 
     def identity(*args: str, stdin: str | None = None) -> tuple[int, str]:
         return _run([str(scripts / "identity"), *args, "--dsn", identity_dsn], env, stdin)
@@ -124,4 +126,6 @@ def walkthrough(portal: str, review: str, chsi: str) -> list[str]:
         "     over 800×600; 下一步, tick the 承诺书, 提交",
         f"  4. {review}/login — xiaodian.reviewer1 / {STAFF_PASSWORD}: 下一件, then 退回 or",
         f"     初审; province.senior1 / {STAFF_PASSWORD} decides 复审",
+        "  5. the case's whole story from the events: source <run dir>/stack.env &&",
+        "     uv run ops history <办件编号>  (more: tools/ops/README.md)",
     ]
