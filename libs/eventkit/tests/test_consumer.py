@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
 
 from eventkit.consumer import KafkaProjectionRunner
 from eventkit.deadletters import DeadLetterError, discard, list_dead_letters, retry
@@ -134,6 +136,28 @@ async def test_a_fresh_projection_reads_from_the_beginning_whatever_its_group_co
     async with pool.acquire() as conn:
         offsets = await live_offsets(conn, projection)
     assert sum(offsets.values()) == 36
+
+
+class PlacedMidway(KafkaProjectionRunner):
+    """Starts every partition it has no checkpoint for at offset 3, as a consumer does that
+    picks up offsets its group committed for another database."""
+
+    async def seek_from_database(self, partitions: Sequence[TopicPartition]) -> None:
+        assert self._consumer is not None
+        for tp in partitions:
+            self._consumer.seek(tp, 3)
+
+
+async def test_a_consumer_placed_past_the_beginning_re_seeks_instead_of_skipping(
+    pool: asyncpg.Pool, stack, wired
+) -> None:
+    _topic, projection = wired
+    store = EventStore(pool)
+    committed = await fill(store, 3, 8)
+    runner = PlacedMidway(pool, projection, bootstrap=stack.kafka_bootstrap)
+    await run_until(runner, pool, committed)
+    counts = await applied_counts(pool, projection.name)
+    assert set(counts) == committed and set(counts.values()) == {1}
 
 
 async def test_poison_events_are_dead_lettered_and_the_consumer_goes_on(

@@ -178,11 +178,15 @@ async def apply_kafka_batch(
     batch: Mapping[tuple[str, int], Sequence[Delivery]],
     *,
     isolate: bool,
+    floors: Mapping[tuple[str, int], int] | None = None,
 ) -> BatchOutcome:
     """Apply a batch of Kafka deliveries and advance the checkpoint, in the caller's transaction.
 
     Records before the stored offset were applied already and are skipped; a partition whose
     first record lies beyond the stored offset is not applied at all and is reported for re-seek.
+    A partition with no stored offset must start at its floor (the log's beginning) when one is
+    given, so a consumer placed elsewhere (offsets its group committed for another database)
+    re-seeks instead of silently skipping the events before.
     """
     await use_schema(conn, schema)
     keys = list(batch)
@@ -197,6 +201,8 @@ async def apply_kafka_batch(
     total = BatchOutcome()
     for key, deliveries in batch.items():
         expected = stored.get(key)
+        if expected is None and floors is not None:
+            expected = floors.get(key)
         if expected is not None:
             if deliveries and deliveries[0].offset > expected:
                 total.reseek[key] = expected
@@ -229,10 +235,11 @@ async def apply_in_transaction(
     schema: str,
     consumer_name: str,
     batch: Mapping[tuple[str, int], Sequence[Delivery]],
+    floors: Mapping[tuple[str, int], int] | None = None,
 ) -> BatchOutcome:
     """One transaction for the batch; on a handler error, redo it with per-event isolation."""
     async with pool.acquire() as conn:
-        return await apply_batch(conn, projection, schema, consumer_name, batch)
+        return await apply_batch(conn, projection, schema, consumer_name, batch, floors)
 
 
 async def apply_batch(
@@ -241,18 +248,19 @@ async def apply_batch(
     schema: str,
     consumer_name: str,
     batch: Mapping[tuple[str, int], Sequence[Delivery]],
+    floors: Mapping[tuple[str, int], int] | None = None,
 ) -> BatchOutcome:
     """`apply_kafka_batch` in a transaction (a savepoint inside the caller's), fast path first;
     on a handler error the batch is redone with one savepoint per event and poison dead-lettered."""
     try:
         async with conn.transaction():
             return await apply_kafka_batch(
-                conn, projection, schema, consumer_name, batch, isolate=False
+                conn, projection, schema, consumer_name, batch, isolate=False, floors=floors
             )
     except _HandlerFailed:
         async with conn.transaction():
             return await apply_kafka_batch(
-                conn, projection, schema, consumer_name, batch, isolate=True
+                conn, projection, schema, consumer_name, batch, isolate=True, floors=floors
             )
 
 
@@ -302,6 +310,7 @@ class KafkaProjectionRunner:
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
         self._consumer: AIOKafkaConsumer | None = None
+        self._placed: set[tuple[str, int]] = set()  # partitions whose checkpoint row exists
         self.totals = BatchOutcome()
 
     @property
@@ -321,26 +330,18 @@ class KafkaProjectionRunner:
         stored = await stored_offsets(
             self._pool, self.schema, [(tp.topic, tp.partition) for tp in partitions]
         )
-        fresh = [tp for tp in partitions if (tp.topic, tp.partition) not in stored]
-        if fresh:
-            # A partition the projection never read starts at the log's beginning, whatever
-            # offsets the consumer group committed before (another database, an older run).
-            # The start is written to the checkpoint, so from the first batch on a delivery
-            # from anywhere else is re-seeked instead of applied, and the seek is explicit, not
-            # a lazy reset a committed-offset refresh could overtake.
-            first = await consumer.beginning_offsets(fresh)
-            async with self._pool.acquire() as conn, conn.transaction():
-                await use_schema(conn, self.schema)
-                await conn.executemany(
-                    "INSERT INTO _checkpoint (topic, kafka_partition, next_offset)"
-                    " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    [(tp.topic, tp.partition, first[tp]) for tp in fresh],
-                )
-            stored = await stored_offsets(
-                self._pool, self.schema, [(tp.topic, tp.partition) for tp in partitions]
-            )
+        fresh = []
         for tp in partitions:
-            consumer.seek(tp, stored[(tp.topic, tp.partition)])
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                fresh.append(tp)
+            else:
+                consumer.seek(tp, offset)
+        if fresh:
+            # Whatever position the consumer ends up at for these (a reset to the beginning, or
+            # offsets its group committed from another database), the first batch is checked
+            # against the log's beginning before anything is applied (the floors in `_process`).
+            await consumer.seek_to_beginning(*fresh)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until `stop` is set or the task is cancelled."""
@@ -382,9 +383,15 @@ class KafkaProjectionRunner:
             for tp, recs in records.items()
             if recs
         }
+        unplaced = [TopicPartition(*key) for key in batch if key not in self._placed]
+        floors = None
+        if unplaced:
+            first = await consumer.beginning_offsets(unplaced)
+            floors = {(tp.topic, tp.partition): offset for tp, offset in first.items()}
         outcome = await apply_in_transaction(
-            self._pool, self.projection, self.schema, self.group_id, batch
+            self._pool, self.projection, self.schema, self.group_id, batch, floors
         )
+        self._placed.update(key for key in batch if key not in outcome.reseek)
         self.totals.applied += outcome.applied
         self.totals.duplicates += outcome.duplicates
         self.totals.dead_lettered += outcome.dead_lettered
