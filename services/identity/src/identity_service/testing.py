@@ -1,6 +1,10 @@
 """Test support for other services' and end-to-end tests: identity's app in process, and the
 answers to its captchas.
 
+End-to-end tests drive the running system from outside and import no service; they read an
+answer with `python -m identity_service.testing captcha-answer --dsn DSN CAPTCHA_ID` (identity's
+settings from the environment, as the running service has them). Never installed as a command.
+
 A captcha's answer is stored only as a keyed hash; with the wired service (its secret) a test
 finds the answer by trying the 390,625 four-character answers (well under a second). Never used
 by the service itself.
@@ -8,7 +12,10 @@ by the service itself.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import itertools
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,3 +65,33 @@ async def captcha_answer(identity: Identity, captcha_id: uuid.UUID | str) -> str
         if identity.captchas._hash(key, answer) == bytes(stored):
             return answer
     raise AssertionError(f"captcha {key} has no answer in the alphabet")
+
+
+async def _answer(dsn: str, captcha_id: str) -> str:
+    from eventkit.db import create_pool
+    from identity_service.adapters.pii import PiiCipher, PiiSettings
+    from identity_service.bootstrap import wire
+    from identity_service.settings import IdentitySettings
+
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        identity = wire(pool, IdentitySettings(), PiiCipher.from_settings(PiiSettings()))
+        return await captcha_answer(identity, captcha_id)
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m identity_service.testing captcha-answer --dsn DSN CAPTCHA_ID`: the answer."""
+    parser = argparse.ArgumentParser(prog="python -m identity_service.testing")
+    commands = parser.add_subparsers(dest="command", required=True)
+    answer = commands.add_parser("captcha-answer", help="a live captcha's answer (tests only)")
+    answer.add_argument("--dsn", required=True)
+    answer.add_argument("captcha_id")
+    args = parser.parse_args(argv)
+    print(asyncio.run(_answer(args.dsn, args.captcha_id)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
