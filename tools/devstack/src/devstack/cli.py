@@ -20,8 +20,10 @@ from .config import StackConfig
 from .endpoints import Endpoints
 from .errors import DevstackError
 from .install import (
+    KUSTOMIZE_VERSION,
     checked_java,
     ensure_kafka_libs,
+    ensure_kustomize,
     ensure_os_user,
     find_pg_binaries,
     find_weed,
@@ -170,6 +172,15 @@ def cmd_install(args: argparse.Namespace) -> int:
     except DevstackError as e:
         print(f"devstack install failed: {e}", file=sys.stderr)
         return 1
+    # The deploy checks' renderer (tests/deploy); `make run` does not need it, so its absence
+    # is reported, and those checks fail without it.
+    try:
+        t0 = time.monotonic()
+        kustomize, built = ensure_kustomize(cfg.resolved_cache_dir)
+        how = f"built with go install in {time.monotonic() - t0:.1f}s" if built else "cached"
+        print(f"kustomize {KUSTOMIZE_VERSION} {how}: {kustomize}")
+    except DevstackError as e:
+        print(f"kustomize not installed ({e}); the deploy checks (tests/deploy) fail without it")
     # Browser tests' system packages; when they cannot be installed we say so and carry on.
     if browser_packages.ensure_browser_packages(say=lambda line: print(line, flush=True)):
         print(browser_packages.status_line())
