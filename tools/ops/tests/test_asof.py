@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from ops.cli import run
+from ops_support import actions, event, event_stores
 
 from contracts.application import (
     EXEMPTION_STREAM,
@@ -30,11 +31,8 @@ from contracts.review import (
     ReviewClaimed,
 )
 from devstack.endpoints import Endpoints
-from devstack.testing import create_database, drop_database
 from eventkit.db import create_pool
 from eventkit.envelope import Actor, Metadata, NewEvent
-from eventkit.migrations import migrate
-from eventkit.operations import recorded_actions
 from eventkit.store import EventStore
 
 pytestmark = pytest.mark.integration
@@ -44,21 +42,10 @@ ID_NUMBER = "14010519900101123X"
 POINT_REVIEWER, SENIOR = str(uuid.uuid4()), str(uuid.uuid4())
 
 
-def event(model: Any, **changes: Any) -> Any:
-    example = model.model_json_schema()["examples"][0]
-    return model.model_validate({**example, **changes})
-
-
 @pytest.fixture
 async def stores(stack: Endpoints) -> AsyncIterator[dict[str, str]]:
-    tag = uuid.uuid4().hex[:8]
-    names = {s: f"t_asof_{s[:4]}_{tag}" for s in ("application", "review")}
-    dsns = {s: await create_database(stack, n) for s, n in names.items()}
-    for service, dsn in dsns.items():
-        await migrate(dsn, service)
-    yield dsns
-    for name in names.values():
-        await drop_database(stack, name)
+    async with event_stores(stack, ("application", "review"), "asof") as dsns:
+        yield dsns
 
 
 async def append_at(
@@ -82,14 +69,6 @@ async def append_at(
                     stream_id,
                     version + 1,
                 )
-    finally:
-        await pool.close()
-
-
-async def actions(dsn: str) -> list[tuple[str, str]]:
-    pool = await create_pool(dsn, min_size=1, max_size=1)
-    try:
-        return [(e.payload["command"], e.payload["outcome"]) for e in await recorded_actions(pool)]
     finally:
         await pool.close()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from ops.cli import run
+from ops_support import actions, append, event, event_stores
 
 from contracts.application import (
     EXEMPTION_STREAM,
@@ -28,12 +29,6 @@ from contracts.application import (
 from contracts.identity import CANDIDATE_STREAM, CandidateRegistered
 from contracts.review import DECISION_STREAM, ApplicationApproved
 from devstack.endpoints import Endpoints
-from devstack.testing import create_database, drop_database
-from eventkit.db import create_pool
-from eventkit.envelope import Actor, Metadata, NewEvent
-from eventkit.migrations import migrate
-from eventkit.operations import recorded_actions
-from eventkit.store import EventStore
 
 pytestmark = pytest.mark.integration
 
@@ -43,45 +38,10 @@ SENIOR = str(uuid.uuid4())
 TICKET = "010118100001"
 
 
-def event(model: Any, **changes: Any) -> Any:
-    example = model.model_json_schema()["examples"][0]
-    return model.model_validate({**example, **changes})
-
-
 @pytest.fixture
 async def stores(stack: Endpoints) -> AsyncIterator[dict[str, str]]:
-    tag = uuid.uuid4().hex[:8]
-    names = {s: f"t_exp_{s[:4]}_{tag}" for s in ("application", "review", "identity")}
-    dsns = {s: await create_database(stack, n) for s, n in names.items()}
-    for service, dsn in dsns.items():
-        await migrate(dsn, service)
-    yield dsns
-    for name in names.values():
-        await drop_database(stack, name)
-
-
-async def append(dsn: str, stream: Any, stream_id: str, events: list[Any]) -> None:
-    pool = await create_pool(dsn, min_size=1, max_size=1)
-    try:
-        store = EventStore(pool)
-        version = await store.version(stream.stream_type, stream_id)
-        await store.append(
-            stream.stream_type,
-            stream_id,
-            version,
-            [NewEvent.of(e) for e in events],
-            Metadata(actor=Actor.system("test")),
-        )
-    finally:
-        await pool.close()
-
-
-async def actions(dsn: str) -> list[tuple[str, str]]:
-    pool = await create_pool(dsn, min_size=1, max_size=1)
-    try:
-        return [(e.payload["command"], e.payload["outcome"]) for e in await recorded_actions(pool)]
-    finally:
-        await pool.close()
+    async with event_stores(stack, ("application", "review", "identity"), "exp") as dsns:
+        yield dsns
 
 
 async def open_window(stores: dict[str, str], name: str) -> str:

@@ -7,11 +7,11 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from ops.cli import run
 from ops.history import SERVICES, CaseNotFound, case_history
+from ops_support import append, event, event_stores
 
 from contracts.application import (
     EXEMPTION_STREAM,
@@ -26,55 +26,17 @@ from contracts.identity import CANDIDATE_STREAM, CandidateRegistered
 from contracts.media import PHOTO_STREAM, PhotoUploaded
 from contracts.review import DECISION_STREAM, ApplicationReturned, ReviewClaimed
 from devstack.endpoints import Endpoints
-from devstack.testing import create_database, drop_database
-from eventkit.db import create_pool
-from eventkit.envelope import Actor, Metadata, NewEvent
-from eventkit.migrations import migrate
-from eventkit.store import EventStore
+from eventkit.envelope import Actor
 
 pytestmark = pytest.mark.integration
 
 CASE = "MK2026000042"
 
 
-def event(model: Any, **changes: Any) -> Any:
-    example = model.model_json_schema()["examples"][0]
-    return model.model_validate({**example, **changes})
-
-
 @pytest.fixture
 async def stores(stack: Endpoints) -> AsyncIterator[dict[str, str]]:
-    tag = uuid.uuid4().hex[:8]
-    names = {s: f"t_ops_{s[:4]}_{tag}" for s in SERVICES}
-    dsns = {s: await create_database(stack, n) for s, n in names.items()}
-    for service, dsn in dsns.items():
-        await migrate(dsn, service)
-    yield dsns
-    for name in names.values():
-        await drop_database(stack, name)
-
-
-async def append(
-    dsn: str,
-    stream: Any,
-    stream_id: Any,
-    events: list[Any],
-    actor: Actor,
-    correlation: uuid.UUID | None = None,
-) -> None:
-    pool = await create_pool(dsn, min_size=1, max_size=1)
-    try:
-        store = EventStore(pool)
-        version = await store.version(stream.stream_type, str(stream_id))
-        await store.append(
-            stream.stream_type,
-            str(stream_id),
-            version,
-            [NewEvent.of(e) for e in events],
-            Metadata(actor=actor, correlation_id=correlation or uuid.uuid4()),
-        )
-    finally:
-        await pool.close()
+    async with event_stores(stack, SERVICES, "ops") as dsns:
+        yield dsns
 
 
 async def test_a_cases_story_across_five_services(

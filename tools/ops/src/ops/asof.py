@@ -34,8 +34,7 @@ from contracts.review import DECISION_STREAM
 from ops.actions import parse_time
 from ops.context import CHINA, EXIT_OK, OpsContext, OpsError, fetch
 from ops.export import mask_personal
-
-SUBMISSIONS = ("ApplicationSubmitted", "ApplicationResubmitted")
+from ops.history import SUBMISSIONS, CaseNotFound, find_case
 
 STATUS_LABELS = {
     "draft": "草稿 draft",
@@ -307,10 +306,6 @@ class CaseAsOf:
 FUTURE_NOTE = "所给时间在未来，显示的是当前状态 / the time is in the future: this is the state now"
 
 
-class CaseNotFound(LookupError):
-    """No submitted application has this case number."""
-
-
 class NotYet(LookupError):
     """The application had no event yet at that time; carries its first event's time."""
 
@@ -324,15 +319,7 @@ async def case_as_of(
 ) -> CaseAsOf:
     """Fold the case's application and review streams up to `when` (recorded_at <= when)."""
     now = now or datetime.now(UTC)
-    found = await fetch(
-        dsns["application"],
-        "SELECT stream_id FROM eventkit.events WHERE stream_type = $1"
-        " AND event_type = ANY($2::text[]) AND payload->>'case_number' = $3 LIMIT 1",
-        EXEMPTION_STREAM.stream_type, list(SUBMISSIONS), case_number,
-    )  # fmt: skip
-    if not found:
-        raise CaseNotFound(case_number)
-    application_id = found[0]["stream_id"]
+    application_id, _ = await find_case(dsns["application"], case_number)
     by_stream = (
         f"SELECT {_COLUMNS} FROM eventkit.events WHERE stream_type = $1 AND stream_id = $2"
         " ORDER BY stream_version"

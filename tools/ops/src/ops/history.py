@@ -139,19 +139,26 @@ def _references(rows: Iterable[asyncpg.Record]) -> tuple[set[str], set[str]]:
     return photos, checks
 
 
-async def case_history(dsns: Mapping[str, str], case_number: str) -> CaseHistory:
-    """The story of `case_number` from the event stores of `dsns` (service name → DSN; a
-    service left out is skipped)."""
+async def find_case(application_dsn: str, case_number: str) -> tuple[str, dict[str, Any]]:
+    """The application stream of a case number and its first submission's payload, from the
+    application service's store; CaseNotFound when no submission carries it."""
     found = await fetch(
-        dsns["application"],
+        application_dsn,
         "SELECT stream_id, payload FROM eventkit.events WHERE stream_type = $1"
-        " AND event_type = ANY($2::text[]) AND payload->>'case_number' = $3 LIMIT 1",
+        " AND event_type = ANY($2::text[]) AND payload->>'case_number' = $3"
+        " ORDER BY stream_version LIMIT 1",
         EXEMPTION_STREAM.stream_type, list(SUBMISSIONS), case_number,
     )  # fmt: skip
     if not found:
         raise CaseNotFound(case_number)
-    application_id = found[0]["stream_id"]
-    candidate_id = str(found[0]["payload"]["candidate_id"])
+    return found[0]["stream_id"], dict(found[0]["payload"])
+
+
+async def case_history(dsns: Mapping[str, str], case_number: str) -> CaseHistory:
+    """The story of `case_number` from the event stores of `dsns` (service name → DSN; a
+    service left out is skipped)."""
+    application_id, submission = await find_case(dsns["application"], case_number)
+    candidate_id = str(submission["candidate_id"])
     steps: list[Step] = []
     by_stream = f"SELECT {COLUMNS} FROM eventkit.events WHERE stream_type = $1 AND stream_id = $2"
     application = await fetch(
