@@ -25,3 +25,7 @@ class PlatformSettings(BaseSettings):
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     log_level: str = "INFO"
     log_json: bool = True
+    # The worker's /healthz and /metrics (eventkit.health); off unless a port is given.
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    health_host: str = "0.0.0.0"  # noqa: S104 - inside a pod; local runs set 127.0.0.1
+    health_down_after: float = Field(default=60.0, gt=0)

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 import asyncpg
 
 from eventkit.db import create_pool
+from eventkit.health import WorkerHealth, serve_health
 from eventkit.kafka import TopicSpec, ensure_topics
 from eventkit.logs import configure_logging
 from eventkit.relay import OutboxRelay
@@ -29,18 +30,24 @@ async def supervise(
     *,
     initial_backoff: float = 0.5,
     max_backoff: float = 30.0,
+    health: WorkerHealth | None = None,
 ) -> None:
-    """Run every component until `stop`; one that raises is logged and restarted with backoff."""
+    """Run every component until `stop`; one that raises is logged and restarted with backoff.
+    `health`, when given, learns each start and crash (the worker's /healthz reads it)."""
 
     async def keep_running(name: str, component: Component) -> None:
         backoff = initial_backoff
         while not stop.is_set():
             try:
+                if health is not None:
+                    health.started(name)
                 await component(stop)
                 backoff = initial_backoff
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if health is not None:
+                    health.crashed(name, exc)
                 log.exception("worker component crashed; restarting", extra={"component": name})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
@@ -115,6 +122,16 @@ async def run_service_worker(
     try:
         async with contextlib.AsyncExitStack() as stack:
             own = await stack.enter_async_context(extras(pool, platform)) if extras else {}
-            await supervise({"relay": relay.run, **own}, stop)
+            health = WorkerHealth(down_after=platform.health_down_after)
+            components: dict[str, Component] = {"relay": relay.run, **own}
+            if platform.health_port is not None:
+                log.info("health endpoint", extra={"port": platform.health_port})
+                health_port = platform.health_port
+
+                async def endpoint(stop: asyncio.Event) -> None:
+                    await serve_health(health, platform.health_host, health_port, stop)
+
+                components["health"] = endpoint
+            await supervise(components, stop, health=health)
     finally:
         await pool.close()

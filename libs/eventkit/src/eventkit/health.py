@@ -1,0 +1,128 @@
+"""A worker's own small HTTP endpoint: liveness of its supervised components, and its metrics.
+
+A worker has no web framework; orchestrators still need to know whether it is alive, and
+Prometheus needs the relay's and consumers' metrics. `serve_health` answers, on its own port:
+
+    GET /healthz   200 unless a component has kept crashing for longer than `down_after` seconds
+                   (503); a JSON body with each component's state
+    GET /metrics   the process's Prometheus metrics (eventkit's relay, consumer, store metrics)
+
+anything else 404. It reads one request line per connection and closes it (HTTP/1.0 style).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+@dataclass
+class ComponentState:
+    """What the supervisor last saw of one component.
+
+    `down_since` is the first crash of the current streak: a component that crashes again right
+    after each restart stays down; one that has run for `down_after` since its last start is up.
+    """
+
+    running: bool = False
+    restarts: int = 0
+    started_at: float | None = None
+    down_since: float | None = None
+    last_error: str | None = None
+
+    def is_down(self, now: float, down_after: float) -> bool:
+        if self.down_since is None:
+            return False
+        settled = (
+            self.running and self.started_at is not None and now - self.started_at > down_after
+        )
+        return not settled and now - self.down_since > down_after
+
+
+@dataclass
+class WorkerHealth:
+    """The supervised components' states; the supervisor writes, the endpoint reads."""
+
+    down_after: float = 60.0
+    components: dict[str, ComponentState] = field(default_factory=dict)
+
+    def started(self, name: str) -> None:
+        """A component (re)started."""
+        state = self.components.setdefault(name, ComponentState())
+        state.running, state.started_at = True, time.monotonic()
+
+    def crashed(self, name: str, error: BaseException) -> None:
+        """A component raised; it waits to be restarted."""
+        now = time.monotonic()
+        state = self.components.setdefault(name, ComponentState())
+        ran_long = state.started_at is not None and now - state.started_at > self.down_after
+        if state.down_since is None or ran_long:
+            state.down_since = now  # a new streak of crashes
+        state.running = False
+        state.restarts += 1
+        state.last_error = f"{type(error).__name__}: {error}"[:300]
+
+    def healthy(self, now: float | None = None) -> bool:
+        """No component down (crashing) for longer than `down_after`."""
+        now = time.monotonic() if now is None else now
+        return not any(s.is_down(now, self.down_after) for s in self.components.values())
+
+    def report(self) -> dict[str, object]:
+        """The JSON body of /healthz."""
+        now = time.monotonic()
+        return {
+            "status": "ok" if self.healthy(now) else "down",
+            "components": {
+                name: {
+                    "running": s.running,
+                    "down": s.is_down(now, self.down_after),
+                    "restarts": s.restarts,
+                    "last_error": s.last_error,
+                }
+                for name, s in sorted(self.components.items())
+            },
+        }
+
+
+def _response(status: str, content_type: str, body: bytes) -> bytes:
+    head = (
+        f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def serve_health(health: WorkerHealth, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve /healthz and /metrics until `stop` is set."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout=5)
+            parts = line.decode("latin-1").split()
+            path = parts[1].split("?")[0] if len(parts) >= 2 and parts[0] == "GET" else ""
+            if path == "/healthz":
+                ok = health.healthy()
+                body = json.dumps(health.report(), ensure_ascii=False).encode()
+                reply = _response("200 OK" if ok else "503 Service Unavailable",
+                                  "application/json", body)  # fmt: skip
+            elif path == "/metrics":
+                reply = _response("200 OK", CONTENT_TYPE_LATEST, generate_latest())
+            else:
+                reply = _response("404 Not Found", "text/plain", b"not found\n")
+            writer.write(reply)
+            await writer.drain()
+        except (TimeoutError, ConnectionError, UnicodeError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    server = await asyncio.start_server(answer, host, port)
+    async with server:
+        await stop.wait()
