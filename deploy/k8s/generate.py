@@ -24,6 +24,7 @@ from contracts.registry import all_streams
 BASE = Path(__file__).resolve().parent / "base"
 PART_OF = "zikao"
 API_PORT = 8000
+WORKER_HEALTH_PORT = 8001  # the worker's /healthz and /metrics (eventkit.health)
 KAFKA_CLUSTER = "kafka"
 KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
 KAFKA_VERSION = "4.1.1"  # the broker version the local stack runs (tools/devstack/kafka/pom.xml)
@@ -233,16 +234,28 @@ def container(s: Svc, component: str, command: list[str]) -> dict[str, Any]:
         "securityContext": CONTAINER_SECURITY,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
     }
+    port = "http" if component == "api" else "health"
+
+    def probe(path: str, **timing: int) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": port}, "timeoutSeconds": 3, **timing}
+
     if component == "api":
         c["ports"] = [{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}]
-
-        def probe(path: str, **timing: int) -> dict[str, Any]:
-            return {"httpGet": {"path": path, "port": "http"}, "timeoutSeconds": 3, **timing}
-
         # /healthz: the event loop answers; /readyz: PostgreSQL and Kafka reachable.
         c["startupProbe"] = probe("/healthz", periodSeconds=2, failureThreshold=60)
         c["livenessProbe"] = probe("/healthz", periodSeconds=10, failureThreshold=3)
         c["readinessProbe"] = probe("/readyz", periodSeconds=5, failureThreshold=2)
+    elif component == "worker":
+        # The worker's own endpoint (eventkit.health): 503 once a relay or consumer has kept
+        # crashing for EVENTKIT_HEALTH_DOWN_AFTER seconds; it serves no traffic, so no readiness.
+        c["ports"] = [{"name": "health", "containerPort": WORKER_HEALTH_PORT, "protocol": "TCP"}]
+        c["env"] = [
+            *c["env"],
+            {"name": "EVENTKIT_HEALTH_PORT", "value": str(WORKER_HEALTH_PORT)},
+            {"name": "EVENTKIT_HEALTH_DOWN_AFTER", "value": "120"},
+        ]
+        c["startupProbe"] = probe("/healthz", periodSeconds=5, failureThreshold=60)
+        c["livenessProbe"] = probe("/healthz", periodSeconds=20, failureThreshold=3)
     return c
 
 
@@ -279,12 +292,7 @@ def spread(s: Svc, component: str) -> list[dict[str, Any]]:
 
 def deployment(s: Svc, component: str, replicas: int | None, command: list[str]) -> dict[str, Any]:
     name = f"{s.name}-{component}"
-    annotations = {}
-    if component == "worker":
-        annotations["zikao.example/probes"] = (
-            "none: the worker has no HTTP server; a crash exits the process and the kubelet "
-            "restarts it (docs/operations.md, Probes)"
-        )
+    annotations: dict[str, str] = {}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

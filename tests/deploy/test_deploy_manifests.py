@@ -329,8 +329,15 @@ def test_every_deployment_has_probes_on_the_real_endpoints(docs: Docs) -> None:
     for d in of_kind(docs, "Deployment"):
         c = d["spec"]["template"]["spec"]["containers"][0]
         if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker":
-            # no HTTP server in the worker (eventkit.worker): the exemption is written down
-            assert "zikao.example/probes" in d["metadata"].get("annotations", {})
+            # the worker's own endpoint (eventkit.health), switched on by its port variable
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            assert ports == {"health": GENERATE.WORKER_HEALTH_PORT}
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert env["EVENTKIT_HEALTH_PORT"] == str(GENERATE.WORKER_HEALTH_PORT)
+            assert {k: c[k]["httpGet"] for k in ("startupProbe", "livenessProbe")} == {
+                "startupProbe": {"path": "/healthz", "port": "health"},
+                "livenessProbe": {"path": "/healthz", "port": "health"},
+            }, d["metadata"]["name"]
             continue
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         assert ports == {"http": GENERATE.API_PORT}
