@@ -23,12 +23,13 @@ from typing import Any
 import httpx
 from PIL import Image, ImageDraw
 
+from devstack.demo import ROSTER
 from devstack.endpoints import Endpoints
 from devstack.system import Launched, System, restart, tail
+from sandboxes.seed import load_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = Path(sys.executable).parent / "ops"
-STAFF_PASSWORD = "Shenhe#2026demo"  # the demo staff's (devstack.demo), public, local runs only
 CANDIDATE_PASSWORD = "Zikao#2026e2e"
 POINT = "140105"  # 太原市小店区: the demo point reviewer's
 
@@ -43,11 +44,18 @@ class Person:
     chsi_password: str
 
 
-ZHANG = Person("010118100001", "140105199003152018", "张建国", "sandbox-zhang")
-LI = Person("010118100002", "140106199107221029", "李晓燕", "sandbox-li")
-WANG = Person("010118100003", "140107199504083017", "王磊", "sandbox-wang")
-LIU = Person("010118100005", "140202199802246025", "刘芳", "sandbox-liu")
-CHEN = Person("010118100006", "140402199211307018", "陈志强", "sandbox-chen")
+def _person(ticket: str) -> Person:
+    """One of the people `devstack.demo` seeds, with their password in the CHSI sandbox's seed."""
+    ticket_, id_number, name, *_ = next(row for row in ROSTER if row[0] == ticket)
+    passwords = {p["id_number"]: p["password"] for p in load_seed("chsi_seed.json")["people"]}
+    return Person(ticket_, id_number, name, passwords[id_number])
+
+
+ZHANG = _person("010118100001")
+LI = _person("010118100002")
+WANG = _person("010118100003")
+LIU = _person("010118100005")
+CHEN = _person("010118100006")
 
 
 # --- the captcha: the lane's one test-only backdoor ----------------------------------------------

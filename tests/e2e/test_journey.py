@@ -25,7 +25,6 @@ import pytest
 from e2e_support import (
     CANDIDATE_PASSWORD,
     POINT,
-    STAFF_PASSWORD,
     ZHANG,
     RunningSystem,
     captcha_answer,
@@ -36,6 +35,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from devstack import browser
 from devstack.browser import Screenshots
+from devstack.demo import STAFF_PASSWORD
 from eventkit.testing import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.browser]

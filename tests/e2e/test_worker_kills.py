@@ -35,7 +35,6 @@ from e2e_support import (
     LI,
     LIU,
     POINT,
-    STAFF_PASSWORD,
     WANG,
     Person,
     RunningSystem,
@@ -44,6 +43,7 @@ from e2e_support import (
     verify_every_projection,
 )
 
+from devstack.demo import STAFF_PASSWORD
 from eventkit.testing import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
