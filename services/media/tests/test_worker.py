@@ -19,6 +19,7 @@ from contracts.application import EXEMPTION_STREAM
 from contracts.media import PHOTO_TOPIC
 from devstack.endpoints import Endpoints
 from eventkit.envelope import EventEnvelope
+from eventkit.kafka import KafkaConnection
 from eventkit.testing import eventually, publish, read_topic
 from media_service import bootstrap
 from media_service.adapters.storage import ObjectStore, all_keys
@@ -33,11 +34,40 @@ def test_only_the_photo_stream_is_published() -> None:
     assert route("media.anything_else") is None
 
 
+def kafka_for(listener: str, stack: Endpoints) -> tuple[dict[str, str], KafkaConnection]:
+    """The worker's EVENTKIT_KAFKA_* variables and the tests' own connection, for one of the
+    local broker's listeners (PLAINTEXT, or SASL_SSL with SCRAM-SHA-512 as in production)."""
+    if listener == "plaintext":
+        return {"EVENTKIT_KAFKA_BOOTSTRAP": stack.kafka_bootstrap}, KafkaConnection(
+            stack.kafka_bootstrap
+        )
+    env = {
+        "EVENTKIT_KAFKA_BOOTSTRAP": stack.kafka_sasl_bootstrap,
+        "EVENTKIT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "EVENTKIT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "EVENTKIT_KAFKA_USERNAME": stack.kafka_username,
+        "EVENTKIT_KAFKA_PASSWORD": stack.kafka_password,
+        "EVENTKIT_KAFKA_CA_FILE": stack.kafka_ca_file,
+    }
+    connection = KafkaConnection(
+        stack.kafka_sasl_bootstrap,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        username=stack.kafka_username,
+        password=stack.kafka_password,
+        ca_file=Path(stack.kafka_ca_file),
+    )
+    return env, connection
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize("listener", ["plaintext", "sasl_ssl"])
 async def test_the_worker_relays_pins_and_sweeps(
     media: bootstrap.Media, media_pool: asyncpg.Pool, objects: ObjectStore, database: str,
     stack: Endpoints, pictures: Any, app_events: Callable[..., EventEnvelope], tmp_path: Path,
+    listener: str,
 ) -> None:  # fmt: skip
+    kafka_env, kafka = kafka_for(listener, stack)
     photo = await media.photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
     orphan_id = uuid.uuid4()
     await media_pool.execute(
@@ -53,7 +83,7 @@ async def test_the_worker_relays_pins_and_sweeps(
         **os.environ,
         **stack.to_env(),
         "EVENTKIT_PG_DSN": database,
-        "EVENTKIT_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        **kafka_env,
         "EVENTKIT_LOG_JSON": "true",
         "MEDIA_BUCKET": objects.bucket,
         "MEDIA_SWEEP_INTERVAL_SECONDS": "0.5",
@@ -67,7 +97,7 @@ async def test_the_worker_relays_pins_and_sweeps(
 
         async def relayed() -> bool:
             try:
-                messages = await read_topic(stack.kafka_bootstrap, PHOTO_TOPIC)
+                messages = await read_topic(kafka, PHOTO_TOPIC)
             except Exception:
                 return False
             return any(
@@ -82,7 +112,7 @@ async def test_the_worker_relays_pins_and_sweeps(
 
         submitted = app_events("ApplicationSubmitted", [str(photo.photo_id)], candidate_id=ALICE)
         # Delivered twice (a producer retry, a replayed partition): applied once.
-        await publish(stack.kafka_bootstrap, EXEMPTION_STREAM.topic, [submitted, submitted])
+        await publish(kafka, EXEMPTION_STREAM.topic, [submitted, submitted])
 
         async def pinned() -> bool:
             count = await media_pool.fetchval(
@@ -113,3 +143,6 @@ async def test_the_worker_relays_pins_and_sweeps(
             worker.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(worker.wait(), timeout=30)
     assert code == 0, log_path.read_text()[-3000:]
+    logged = log_path.read_text()
+    assert kafka.describe() in logged  # how it connected, e.g. "… (SASL_SSL, SCRAM-SHA-512 as …"
+    assert not kafka.password or kafka.password not in logged

@@ -21,12 +21,14 @@ import boto3
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from devstack import DEFAULT_DATABASES, Endpoints, PartError, Stack, StackConfig
 from devstack._proc import is_alive
 from devstack.config import port_is_open
+from devstack.health import kafka_sasl_kwargs
 
 pytestmark = pytest.mark.integration
 
@@ -152,6 +154,30 @@ async def test_kafka_does_not_auto_create_topics(running: Running) -> None:
         await admin.close()
 
 
+async def test_kafka_sasl_ssl_listener_takes_the_scram_user_over_verified_tls(
+    running: Running,
+) -> None:
+    ep = running.ep
+    assert ep.kafka_sasl_bootstrap != ep.kafka_bootstrap
+    admin = AIOKafkaAdminClient(**kafka_sasl_kwargs(ep), request_timeout_ms=5000)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        # the broker advertises this listener's own port to clients that came through it
+        assert [b["port"] for b in cluster["brokers"]] == [
+            int(ep.kafka_sasl_bootstrap.rsplit(":", 1)[1])
+        ]
+    finally:
+        await admin.close()
+    refused = AIOKafkaAdminClient(
+        **{**kafka_sasl_kwargs(ep), "sasl_plain_password": "not-the-password"},
+        request_timeout_ms=5000,
+    )
+    with pytest.raises(KafkaConnectionError):
+        await asyncio.wait_for(refused.start(), 20)
+    await refused.close()
+
+
 def test_s3_put_get_and_signature_checked(running: Running) -> None:
     s3 = _s3(running.ep)
     bucket = f"devstack-{uuid.uuid4().hex[:8]}"
@@ -176,6 +202,10 @@ def test_state_env_and_cli_status(running: Running) -> None:
         assert (run_dir / "logs" / f"{name}.log").is_file()
     env_text = (run_dir / "stack.env").read_text()
     assert f"export DEVSTACK_PG_PORT={running.ep.pg_port}" in env_text
+    assert f"export DEVSTACK_KAFKA_SASL_BOOTSTRAP={running.ep.kafka_sasl_bootstrap}" in env_text
+    assert f"export DEVSTACK_KAFKA_CA_FILE={running.ep.kafka_ca_file}" in env_text
+    assert Path(running.ep.kafka_ca_file).is_file()
+    assert (run_dir / "kafka" / "scram-user").is_file()  # formatted with the SCRAM user
     # another process sees the same stack
     proc = subprocess.run(
         [sys.executable, "-m", "devstack.cli", "status", "--run-dir", str(run_dir), "--json"],

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -19,15 +20,24 @@ from devstack._part import socket_dir
 from devstack._proc import ProcRef, descendants, is_alive, spawn, tail, terminate
 from devstack.config import port_is_free
 from devstack.install import kafka_libs_dir
-from devstack.kafka import generate_cluster_id, kafka_properties, render_kafka_properties
+from devstack.kafka import (
+    KAFKA_DEV_PASSWORD,
+    KAFKA_DEV_USERNAME,
+    generate_cluster_id,
+    kafka_properties,
+    render_kafka_properties,
+    scram_add_argument,
+)
 from devstack.postgres import ensure_traversable, render_postgres_conf
 from devstack.seaweed import render_s3_config, render_weed_args
+from devstack.stack import endpoints_for
+from devstack.tls import issue_server_certificate
 
 pytestmark = pytest.mark.unit
 
 
 def _ports() -> Ports:
-    return Ports(*range(41000, 41011))
+    return Ports(*range(41000, 41000 + len(fields(Ports))))
 
 
 # --- ports ---------------------------------------------------------------------------------------
@@ -48,7 +58,7 @@ def test_port_is_free_false_while_listening() -> None:
         s.listen()
         port = s.getsockname()[1]
         assert not port_is_free(port)
-        assert Ports.fixed().__class__(*([port] * 11)).busy()
+        assert Ports(*([port] * len(fields(Ports)))).busy()
 
 
 def test_ports_free_fixed_and_round_trip() -> None:
@@ -58,6 +68,9 @@ def test_ports_free_fixed_and_round_trip() -> None:
     assert (fixed.pg, fixed.kafka, fixed.s3) == (55432, 59092, 58333)
     assert len(set(fixed.as_dict().values())) == len(fixed.as_dict())
     assert Ports.from_dict(json.loads(json.dumps(free.as_dict()))) == free
+    # a stack.json written before the SASL_SSL listener still attaches
+    older = {k: v for k, v in free.as_dict().items() if k != "kafka_sasl"}
+    assert Ports.from_dict(older).kafka_sasl == 0
 
 
 # --- config --------------------------------------------------------------------------------------
@@ -155,6 +168,57 @@ def test_render_kafka_properties(tmp_path: Path) -> None:
     overridden = kafka_properties(ports, tmp_path, {"num.partitions": "1", "x.y": "z"})
     assert overridden["num.partitions"] == "1"
     assert overridden["x.y"] == "z"
+    assert not any("sasl" in key or "ssl" in key for key in props)
+
+
+def test_render_kafka_properties_with_the_sasl_ssl_listener(tmp_path: Path) -> None:
+    ports = _ports()
+    tls = issue_server_certificate(tmp_path / "tls")
+    text = render_kafka_properties(ports, tmp_path / "data", tls=tls)
+    props = dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert props == kafka_properties(ports, tmp_path / "data", tls=tls)
+    assert props["listeners"] == (
+        f"PLAINTEXT://127.0.0.1:{ports.kafka},SASL_SSL://127.0.0.1:{ports.kafka_sasl},"
+        f"CONTROLLER://127.0.0.1:{ports.kafka_controller}"
+    )
+    assert props["advertised.listeners"] == (
+        f"PLAINTEXT://127.0.0.1:{ports.kafka},SASL_SSL://127.0.0.1:{ports.kafka_sasl}"
+    )
+    assert props["listener.security.protocol.map"] == (
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    )
+    # inter-broker and controller traffic stay PLAINTEXT
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert props["controller.listener.names"] == "CONTROLLER"
+    assert "sasl.mechanism.controller.protocol" not in props
+    on = "listener.name.sasl_ssl."
+    assert props[f"{on}sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props[f"{on}scram-sha-512.sasl.jaas.config"] == (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    )
+    assert props[f"{on}ssl.keystore.type"] == "PEM"
+    assert props[f"{on}ssl.keystore.location"] == str(tls.keystore_file)
+    assert not [k for k in props if "password" in k]  # the PEM key is read without one
+    assert scram_add_argument() == (
+        f"SCRAM-SHA-512=[name={KAFKA_DEV_USERNAME},password={KAFKA_DEV_PASSWORD}]"
+    )
+
+
+def test_endpoints_name_the_secured_listener(tmp_path: Path) -> None:
+    config = StackConfig(run_dir=tmp_path)
+    ports = _ports()
+    ep = endpoints_for(config, ports)
+    assert ep.kafka_sasl_bootstrap == f"127.0.0.1:{ports.kafka_sasl}"
+    assert ep.kafka_ca_file == str(tmp_path / "kafka" / "tls" / "ca.pem")
+    assert (ep.kafka_username, ep.kafka_password) == (KAFKA_DEV_USERNAME, KAFKA_DEV_PASSWORD)
+    env = ep.to_env()
+    assert env["DEVSTACK_KAFKA_SASL_BOOTSTRAP"] == ep.kafka_sasl_bootstrap
+    assert env["DEVSTACK_KAFKA_CA_FILE"] == ep.kafka_ca_file
+    assert env["DEVSTACK_KAFKA_USERNAME"] == KAFKA_DEV_USERNAME
+    assert env["DEVSTACK_KAFKA_PASSWORD"] == KAFKA_DEV_PASSWORD
+    assert Endpoints.from_env(env) == ep
 
 
 def test_generate_cluster_id() -> None:
@@ -227,6 +291,10 @@ def _endpoints() -> Endpoints:
         s3_secret_key="s'k $HOME",
         s3_region="us-east-1",
         databases=("identity", "media"),
+        kafka_sasl_bootstrap="127.0.0.1:9094",
+        kafka_ca_file="/run/kafka/tls/ca.pem",
+        kafka_username="dev",
+        kafka_password="pw $HOME 'x'",
     )
 
 
@@ -260,6 +328,10 @@ def test_env_round_trip_through_shell(tmp_path: Path) -> None:
         "DEVSTACK_S3_ENDPOINT",
         "DEVSTACK_S3_ACCESS_KEY",
         "DEVSTACK_S3_SECRET_KEY",
+        "DEVSTACK_KAFKA_SASL_BOOTSTRAP",
+        "DEVSTACK_KAFKA_CA_FILE",
+        "DEVSTACK_KAFKA_USERNAME",
+        "DEVSTACK_KAFKA_PASSWORD",
     ):
         assert key in env
 

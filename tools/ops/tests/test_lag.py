@@ -150,7 +150,7 @@ async def test_the_command(
     assert await run(["lag", "--service", "nope"]) == 2
     assert "[unknown_service]" in capsys.readouterr().err
 
-    monkeypatch.setattr("ops.cli.kafka_bootstrap", lambda: None)
+    monkeypatch.setattr("ops.cli.kafka_connection", lambda: None)
     assert await run(["lag", "--service", "review", "--max-lag", "100"]) == 0
     out = capsys.readouterr().out
     assert "consumer lag unknown" in out and "review" in out

@@ -28,6 +28,7 @@ from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
 from eventkit.feed import FeedEvent, Position, read_feed
+from eventkit.kafka import KafkaConnection, kafka_connection, start_or_explain
 from eventkit.projection import (
     Projection,
     create_schema,
@@ -298,14 +299,14 @@ class KafkaProjectionRunner:
         pool: asyncpg.Pool,
         projection: Projection,
         *,
-        bootstrap: str,
+        bootstrap: KafkaConnection | str,
         group_id: str | None = None,
         max_records: int = 500,
         poll_timeout_ms: int = 200,
     ) -> None:
         self._pool = pool
         self.projection = projection
-        self._bootstrap = bootstrap
+        self._kafka = kafka_connection(bootstrap)
         self.group_id = group_id or f"projection.{projection.name}"
         self._max_records = max_records
         self._poll_timeout_ms = poll_timeout_ms
@@ -348,7 +349,7 @@ class KafkaProjectionRunner:
         stop = stop or asyncio.Event()
         await self.setup()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.client_kwargs(),
             group_id=self.group_id,
             client_id=f"{self.group_id}",
             enable_auto_commit=False,
@@ -357,8 +358,8 @@ class KafkaProjectionRunner:
         )
         self._consumer = consumer
         consumer.subscribe(list(self.projection.topics), listener=_SeekFromDatabase(self))
-        await consumer.start()
         try:
+            await start_or_explain(consumer.start, self._kafka)
             while not stop.is_set():
                 records = await consumer.getmany(
                     timeout_ms=self._poll_timeout_ms, max_records=self._max_records

@@ -1,18 +1,242 @@
-"""Kafka plumbing: producers, topics, and the headers every message carries."""
+"""Kafka plumbing: how to connect, producers, topics, and the headers every message carries."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from eventkit.envelope import EventEnvelope
+from eventkit.errors import EventkitError
 
 log = logging.getLogger(__name__)
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+SECURITY_PROTOCOLS: tuple[str, ...] = get_args(SecurityProtocol)
+SASL_MECHANISMS: tuple[str, ...] = get_args(SaslMechanism)
+MASK = "**********"
+
+
+class KafkaConfigError(EventkitError, ValueError):
+    """A Kafka connection setting is missing, contradicts another one, or names a missing file.
+
+    `field` is the `KafkaConnection` field at fault (settings map it to their own name).
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class KafkaUnavailable(EventkitError, KafkaConnectionError):  # type: ignore[misc]
+    """No broker could be used: unreachable, TLS refused, or credentials rejected (`cause`).
+
+    Still an aiokafka `KafkaConnectionError`, which callers caught before it existed.
+    """
+
+    def __init__(self, connection: KafkaConnection, cause: str) -> None:
+        self.message = f"cannot use Kafka at {connection.describe()}: {cause}"
+        super().__init__(self.message)
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the brokers are and how to reach them: PLAINTEXT (the default), TLS, SASL or both.
+
+    `ca_file` is the CA that signed the brokers' certificates; without it TLS verifies against
+    the system trust store. Host names are always verified. The password never appears in
+    `repr`, `describe` or errors.
+    """
+
+    bootstrap: str
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    _ssl_context: ssl.SSLContext | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.ca_file is not None and not isinstance(self.ca_file, Path):
+            object.__setattr__(self, "ca_file", Path(self.ca_file))
+        self._validate()
+        if self.uses_tls:
+            object.__setattr__(self, "_ssl_context", self._build_ssl_context())
+
+    def _validate(self) -> None:
+        if not self.bootstrap or not self.bootstrap.strip():
+            raise KafkaConfigError("bootstrap", "give at least one host:port")
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise KafkaConfigError(
+                "security_protocol",
+                f"{self.security_protocol!r} is not one of {', '.join(SECURITY_PROTOCOLS)}",
+            )
+        sasl = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "username": self.username,
+            "password": self.password,
+        }
+        if self.uses_sasl:
+            for name, value in sasl.items():
+                if not value:
+                    raise KafkaConfigError(name, f"required with {self.security_protocol}")
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise KafkaConfigError(
+                    "sasl_mechanism",
+                    f"{self.sasl_mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}",
+                )
+        else:
+            for name, value in sasl.items():
+                if value:
+                    raise KafkaConfigError(
+                        name,
+                        f"only used with SASL_PLAINTEXT or SASL_SSL, not {self.security_protocol}"
+                        " (set the security protocol, or leave it out)",
+                    )
+        if self.ca_file is not None:
+            if not self.uses_tls:
+                raise KafkaConfigError(
+                    "ca_file",
+                    f"only used with SSL or SASL_SSL, not {self.security_protocol}",
+                )
+            if not self.ca_file.is_file():
+                raise KafkaConfigError("ca_file", f"no CA certificate file at {self.ca_file}")
+
+    def _build_ssl_context(self) -> ssl.SSLContext:
+        try:
+            context: ssl.SSLContext = create_ssl_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise KafkaConfigError(
+                "ca_file", f"{self.ca_file} is not a PEM CA certificate ({exc})"
+            ) from exc
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    @property
+    def uses_tls(self) -> bool:
+        """True for SSL and SASL_SSL."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """True for SASL_PLAINTEXT and SASL_SSL."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (producer, consumer, admin, client)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_sasl:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.username
+            kwargs["sasl_plain_password"] = self.password
+        if self.uses_tls:
+            kwargs["ssl_context"] = self._ssl_context
+        return kwargs
+
+    def describe(self) -> str:
+        """Where and how, for logs and errors: `host:port (SASL_SSL, SCRAM-SHA-512 as user)`."""
+        how: list[str] = [self.security_protocol]
+        if self.uses_sasl:
+            how.append(f"{self.sasl_mechanism} as {self.username}")
+        if self.uses_tls:
+            how.append(f"CA {self.ca_file}" if self.ca_file else "system CAs")
+        return f"{self.bootstrap} ({', '.join(how)})"
+
+    def __repr__(self) -> str:
+        return (
+            f"KafkaConnection(bootstrap={self.bootstrap!r},"
+            f" security_protocol={self.security_protocol!r},"
+            f" sasl_mechanism={self.sasl_mechanism!r}, username={self.username!r},"
+            f" password={MASK if self.password else None!r}, ca_file={self.ca_file!r})"
+        )
+
+    __str__ = __repr__
+
+
+def kafka_connection(target: KafkaConnection | str) -> KafkaConnection:
+    """A connection as given, or a PLAINTEXT one to a bootstrap string (`host:port,...`)."""
+    return target if isinstance(target, KafkaConnection) else KafkaConnection(target)
+
+
+async def connection_problem(target: KafkaConnection | str, *, timeout: float = 5.0) -> str | None:
+    """Why no bootstrap server accepts this connection (refused, TLS, credentials), or None
+    when one of them connects and authenticates. Each attempt is bounded by `timeout`."""
+    from aiokafka.conn import collect_hosts, create_conn
+
+    connection = kafka_connection(target)
+    kwargs = connection.client_kwargs()
+    kwargs.pop("bootstrap_servers")
+    problems: list[str] = []
+    for host, port, _ in collect_hosts(connection.bootstrap, randomize=False):
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(
+                    host,
+                    port,
+                    client_id="eventkit-diagnosis",
+                    request_timeout_ms=int(timeout * 1000),
+                    **kwargs,
+                ),
+                timeout,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            reason = exc.verify_message or str(exc)
+            problems.append(f"{host}:{port}: TLS certificate verification failed ({reason})")
+        except ssl.SSLError as exc:
+            problems.append(f"{host}:{port}: TLS handshake failed ({exc})")
+        except TimeoutError:
+            problems.append(f"{host}:{port}: no answer within {timeout:g}s")
+        except KafkaError as exc:
+            if "SASL" in type(exc).__name__ or "Authentication" in type(exc).__name__:
+                problems.append(
+                    f"{host}:{port}: authentication failed for user {connection.username!r}"
+                    f" with {connection.sasl_mechanism} ({type(exc).__name__}: {exc})"
+                )
+            else:
+                problems.append(f"{host}:{port}: {type(exc).__name__}: {exc}")
+        except OSError as exc:
+            problems.append(f"{host}:{port}: cannot connect ({exc})")
+        else:
+            conn.close()
+            return None
+    return "; ".join(problems) or "no bootstrap server given"
+
+
+async def start_or_explain(
+    start: Callable[[], Awaitable[object]],
+    target: KafkaConnection | str,
+    *,
+    timeout: float = 5.0,
+) -> None:
+    """Start a client (`producer.start`, `client.bootstrap`, ...); when it cannot bootstrap,
+    raise `KafkaUnavailable` saying why (aiokafka's own error only says that it could not)."""
+    try:
+        await start()
+    except KafkaConnectionError as exc:
+        connection = kafka_connection(target)
+        cause = await connection_problem(connection, timeout=timeout)
+        raise KafkaUnavailable(connection, cause or str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -25,10 +249,11 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=lambda: {"retention.ms": "-1"})
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec]) -> list[str]:
+async def ensure_topics(kafka: KafkaConnection | str, topics: Sequence[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; returns the names created now."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    connection = kafka_connection(kafka)
+    admin = AIOKafkaAdminClient(**connection.client_kwargs())
+    await _start_admin(admin, connection)
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
@@ -53,10 +278,13 @@ async def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec]) -> list[str
         await admin.close()
 
 
-async def topic_partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+async def topic_partitions(
+    kafka: KafkaConnection | str, topics: Sequence[str]
+) -> list[TopicPartition]:
     """Every partition of the given topics (a missing topic has none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    connection = kafka_connection(kafka)
+    admin = AIOKafkaAdminClient(**connection.client_kwargs())
+    await _start_admin(admin, connection)
     try:
         described = await admin.describe_topics(list(topics))
     finally:
@@ -69,10 +297,18 @@ async def topic_partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicP
     )
 
 
-def idempotent_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+async def _start_admin(admin: AIOKafkaAdminClient, connection: KafkaConnection) -> None:
+    try:
+        await start_or_explain(admin.start, connection)
+    except BaseException:
+        await admin.close()
+        raise
+
+
+def idempotent_producer(kafka: KafkaConnection | str, client_id: str) -> AIOKafkaProducer:
     """A producer that never reorders or duplicates within a partition while it lives."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka_connection(kafka).client_kwargs(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

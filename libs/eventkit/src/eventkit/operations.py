@@ -58,12 +58,21 @@ class ProjectionSpec:
 ProjectionFactory = Callable[[asyncpg.Pool], Sequence[ProjectionSpec]]
 
 
+class _Unconnected:
+    """Stands in for a pool when projections are only described: building them does no I/O."""
+
+
 @dataclass(frozen=True)
 class ServiceOperations:
     """A service's offer to ops: its name and its projections built on a pool (no I/O)."""
 
     service: str
     projections: ProjectionFactory
+
+    def described(self) -> Sequence[ProjectionSpec]:
+        """The projections built on no database, to list them, their topics and consumer groups
+        (ops' listing, the deployment's Kafka ACLs); applying an event needs a real pool."""
+        return self.projections(_Unconnected())  # type: ignore[arg-type]
 
 
 def service_key(name: str) -> str:

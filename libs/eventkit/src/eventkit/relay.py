@@ -20,7 +20,13 @@ import asyncpg
 from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.feed import FeedEvent, Position, approximate_lag, read_feed
-from eventkit.kafka import idempotent_producer, message_headers
+from eventkit.kafka import (
+    KafkaConnection,
+    idempotent_producer,
+    kafka_connection,
+    message_headers,
+    start_or_explain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,10 @@ class Producer(Protocol):
 
 
 class OutboxRelay:
-    """Publishes a service's committed events to Kafka, in feed order, at least once."""
+    """Publishes a service's committed events to Kafka, in feed order, at least once.
+
+    `bootstrap` is a `KafkaConnection` or a PLAINTEXT bootstrap string.
+    """
 
     def __init__(
         self,
@@ -51,16 +60,17 @@ class OutboxRelay:
         route: TopicRouter,
         *,
         name: str,
-        bootstrap: str | None = None,
+        bootstrap: KafkaConnection | str | None = None,
         producer_factory: Callable[[], Producer] | None = None,
         batch_size: int = 500,
         idle_sleep: float = 0.02,
         max_idle_sleep: float = 0.25,
     ) -> None:
+        self._kafka = None if bootstrap is None else kafka_connection(bootstrap)
         if producer_factory is None:
-            if bootstrap is None:
+            if self._kafka is None:
                 raise ValueError("give bootstrap or producer_factory")
-            producer_factory = _default_factory(bootstrap, name)
+            producer_factory = _default_factory(self._kafka, name)
         self._pool = pool
         self._route = route
         self.name = name
@@ -95,7 +105,7 @@ class OutboxRelay:
 
     async def _run_as_leader(self, stop: asyncio.Event) -> None:
         producer = self._producer_factory()
-        await producer.start()
+        await self._start(producer)
         try:
             async with self._pool.acquire() as conn:
                 position = await self._load_position(conn)
@@ -112,7 +122,7 @@ class OutboxRelay:
                     await _stop_quietly(producer)
                     producer = self._producer_factory()
                     await _wait(stop, 1.0)
-                    await producer.start()
+                    await self._start(producer)
                     async with self._pool.acquire() as conn:
                         position = await self._load_position(conn)
                     continue
@@ -123,6 +133,12 @@ class OutboxRelay:
                 await _wait(stop, sleep)
         finally:
             await _stop_quietly(producer)
+
+    async def _start(self, producer: Producer) -> None:
+        if self._kafka is None:
+            await producer.start()
+        else:
+            await start_or_explain(producer.start, self._kafka)
 
     async def _relay_batch(self, producer: Producer, position: Position) -> tuple[int, Position]:
         async with self._pool.acquire() as conn:
@@ -172,9 +188,9 @@ class OutboxRelay:
         return Position.ZERO if row is None else Position(row["tx"], row["seq"])
 
 
-def _default_factory(bootstrap: str, name: str) -> Callable[[], Producer]:
+def _default_factory(kafka: KafkaConnection, name: str) -> Callable[[], Producer]:
     def make() -> Producer:
-        producer: Producer = idempotent_producer(bootstrap, f"relay-{name}")
+        producer: Producer = idempotent_producer(kafka, f"relay-{name}")
         return producer
 
     return make

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 
 from eventkit.consumer import Delivery, FeedProjectionRunner, apply_batch
 from eventkit.db import Conn
-from eventkit.kafka import topic_partitions
+from eventkit.kafka import KafkaConnection, kafka_connection, start_or_explain, topic_partitions
 from eventkit.projection import (
     SHADOW_SUFFIX,
     Projection,
@@ -85,7 +85,7 @@ async def _consume_into(
     conn: Conn,
     projection: Projection,
     schema: str,
-    bootstrap: str,
+    kafka: KafkaConnection | str,
     until: Offsets | None,
     *,
     progress: Progress | None = None,
@@ -93,15 +93,16 @@ async def _consume_into(
 ) -> int:
     """Apply the projection's topics into `schema`, from its checkpoint up to `until` (default:
     the topics' current end), a transaction (or savepoint) per batch."""
-    partitions = await topic_partitions(bootstrap, projection.topics)
+    connection = kafka_connection(kafka)
+    partitions = await topic_partitions(connection, projection.topics)
     if not partitions:
         return 0
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        **connection.client_kwargs(), group_id=None, enable_auto_commit=False
     )
-    await consumer.start()
     total = 0
     try:
+        await start_or_explain(consumer.start, connection)
         consumer.assign(partitions)
         end = await consumer.end_offsets(partitions)
         start = {
@@ -144,7 +145,7 @@ async def _consume_into(
 async def rebuild_from_kafka(
     pool: asyncpg.Pool,
     projection: Projection,
-    bootstrap: str,
+    bootstrap: KafkaConnection | str,
     *,
     until: Offsets | None = None,
     progress: Progress | None = None,
@@ -166,7 +167,7 @@ async def rebuild_from_kafka(
 
 
 async def compare_with_live(
-    pool: asyncpg.Pool, projection: Projection, bootstrap: str, samples: int = 5
+    pool: asyncpg.Pool, projection: Projection, bootstrap: KafkaConnection | str, samples: int = 5
 ) -> Comparison:
     """Compare a shadow rebuilt from Kafka with the live projection at the same offsets.
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventkit.kafka import KafkaConfigError, KafkaConnection, SaslMechanism, SecurityProtocol
 
 
 class PlatformSettings(BaseSettings):
@@ -12,13 +19,21 @@ class PlatformSettings(BaseSettings):
     Subclass per service with its own prefix, e.g. `IDENTITY_PG_DSN`, `IDENTITY_KAFKA_BOOTSTRAP`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EVENTKIT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="EVENTKIT_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     service_name: str = Field(default="service", pattern=r"^[a-z][a-z0-9-]{0,40}$")
     pg_dsn: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:55432/postgres")
     pg_pool_min: int = Field(default=2, ge=1)
     pg_pool_max: int = Field(default=20, ge=1)
     kafka_bootstrap: str = "127.0.0.1:59092"
+    # PLAINTEXT unless set; production (Strimzi) uses SASL_SSL + SCRAM-SHA-512 and the cluster CA.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: Path | None = None
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
@@ -29,3 +44,49 @@ class PlatformSettings(BaseSettings):
     health_port: int | None = Field(default=None, ge=1, le=65535)
     health_host: str = "0.0.0.0"  # noqa: S104 - inside a pod; local runs set 127.0.0.1
     health_down_after: float = Field(default=60.0, gt=0)
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().upper() or None
+        return value
+
+    @field_validator("kafka_username", "kafka_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _kafka_connection_is_consistent(self) -> PlatformSettings:
+        try:
+            self._build_kafka_connection()
+        except KafkaConfigError as exc:
+            # Reported on the field at fault (its loc), with the variable to fix in the message.
+            name = f"kafka_{exc.field}"
+            variable = f"{self.model_config.get('env_prefix', '')}{name}".upper()
+            error = PydanticCustomError(
+                "kafka_config", "{variable}: {reason}", {"variable": variable, "reason": exc.reason}
+            )
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [InitErrorDetails(type=error, loc=(name,), input=getattr(self, name, None))],
+                hide_input=True,
+            ) from None
+        return self
+
+    def _build_kafka_connection(self) -> KafkaConnection:
+        password = self.kafka_password.get_secret_value() if self.kafka_password else None
+        return KafkaConnection(
+            bootstrap=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_username,
+            password=password or None,
+            ca_file=self.kafka_ca_file,
+        )
+
+    @cached_property
+    def kafka_connection(self) -> KafkaConnection:
+        """How every Kafka client of this process connects (checked at load, built once)."""
+        return self._build_kafka_connection()

@@ -12,7 +12,14 @@ from aiokafka import AIOKafkaConsumer
 
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
-from eventkit.kafka import idempotent_producer, message_headers, topic_partitions
+from eventkit.kafka import (
+    KafkaConnection,
+    idempotent_producer,
+    kafka_connection,
+    message_headers,
+    start_or_explain,
+    topic_partitions,
+)
 
 
 @dataclass(frozen=True)
@@ -26,16 +33,19 @@ class ConsumedMessage:
     headers: tuple[tuple[str, bytes], ...]
 
 
-async def read_topic(bootstrap: str, topic: str, *, timeout: float = 10.0) -> list[ConsumedMessage]:
+async def read_topic(
+    bootstrap: KafkaConnection | str, topic: str, *, timeout: float = 10.0
+) -> list[ConsumedMessage]:
     """Every message in a topic from the beginning to its current end, across partitions."""
-    partitions = await topic_partitions(bootstrap, [topic])
+    connection = kafka_connection(bootstrap)
+    partitions = await topic_partitions(connection, [topic])
     if not partitions:
         return []
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        **connection.client_kwargs(), group_id=None, enable_auto_commit=False
     )
-    await consumer.start()
     try:
+        await start_or_explain(consumer.start, connection)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
@@ -63,10 +73,12 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 10.0) -> li
         await consumer.stop()
 
 
-async def publish(bootstrap: str, topic: str, envelopes: Sequence[EventEnvelope]) -> None:
+async def publish(
+    bootstrap: KafkaConnection | str, topic: str, envelopes: Sequence[EventEnvelope]
+) -> None:
     """Publish envelopes as another service's relay would (key = stream id, same headers)."""
     producer = idempotent_producer(bootstrap, client_id=f"test-{uuid.uuid4().hex[:8]}")
-    await producer.start()
+    await start_or_explain(producer.start, bootstrap)
     try:
         for envelope in envelopes:
             await producer.send_and_wait(

@@ -103,8 +103,10 @@ async def run_service_worker(
     dsn = platform.pg_dsn.get_secret_value()
     await prepare(dsn)
     topics = sorted({*routes.values(), *consumed_topics})
+    kafka = platform.kafka_connection
+    log.info("kafka connection", extra={"kafka": kafka.describe()})
     created = await ensure_topics(
-        platform.kafka_bootstrap,
+        kafka,
         [TopicSpec(t, platform.topic_partitions, platform.topic_replication) for t in topics],
     )
     if created:
@@ -114,7 +116,7 @@ async def run_service_worker(
         pool,
         routes.get,
         name=name,
-        bootstrap=platform.kafka_bootstrap,
+        bootstrap=kafka,
         batch_size=platform.relay_batch_size,
     )
     stop = asyncio.Event()

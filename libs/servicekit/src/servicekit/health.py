@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from eventkit.kafka import KafkaConnection, kafka_connection, start_or_explain
 from eventkit.logs import mask_personal_data
 from servicekit.metrics import metrics_router
 
@@ -88,10 +89,17 @@ def postgres_check(pool: asyncpg.Pool[Any]) -> Check:
 
 
 class KafkaCheck:
-    """A readiness check asking the brokers for metadata over one cached client connection."""
+    """A readiness check asking the brokers for metadata over one cached client connection
+    (PLAINTEXT to a bootstrap string, or TLS and SASL as a `KafkaConnection` says)."""
 
-    def __init__(self, bootstrap: str, *, timeout: float = 2.0, cache_seconds: float = 5.0) -> None:
-        self._bootstrap = bootstrap
+    def __init__(
+        self,
+        bootstrap: KafkaConnection | str,
+        *,
+        timeout: float = 2.0,
+        cache_seconds: float = 5.0,
+    ) -> None:
+        self._kafka = kafka_connection(bootstrap)
         self._timeout = timeout
         self._cache_seconds = cache_seconds
         self._client: Any = None
@@ -117,12 +125,12 @@ class KafkaCheck:
 
         if self._client is None:
             client = AIOKafkaClient(
-                bootstrap_servers=self._bootstrap,
+                **self._kafka.client_kwargs(),
                 request_timeout_ms=int(self._timeout * 1000),
                 client_id="servicekit-readiness",
             )
             self._client = client
-            await client.bootstrap()
+            await start_or_explain(client.bootstrap, self._kafka, timeout=self._timeout)
         metadata = await self._client.fetch_all_metadata()
         if not metadata.brokers():
             raise RuntimeError("Kafka metadata lists no brokers")
@@ -137,6 +145,9 @@ class KafkaCheck:
                 log.debug("closing the Kafka readiness client failed: %s", exc)
 
 
-def kafka_check(bootstrap: str, *, timeout: float = 2.0, cache_seconds: float = 5.0) -> KafkaCheck:
-    """A readiness check for Kafka: cached metadata request with a short timeout."""
+def kafka_check(
+    bootstrap: KafkaConnection | str, *, timeout: float = 2.0, cache_seconds: float = 5.0
+) -> KafkaCheck:
+    """A readiness check for Kafka: cached metadata request with a short timeout; give
+    `PlatformSettings().kafka_connection` so that TLS and SASL settings apply."""
     return KafkaCheck(bootstrap, timeout=timeout, cache_seconds=cache_seconds)

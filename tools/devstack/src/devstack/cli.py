@@ -40,6 +40,11 @@ def _print_endpoints(ep: Endpoints, run_dir: Path) -> None:
     print(f"  postgres  {ep.pg_dsn('<db>')}")
     print(f"            databases: {', '.join(ep.databases)}")
     print(f"  kafka     {ep.kafka_bootstrap}")
+    if ep.kafka_sasl_bootstrap:
+        print(
+            f"            SASL_SSL {ep.kafka_sasl_bootstrap} (SCRAM-SHA-512 user"
+            f" {ep.kafka_username!r}, CA {ep.kafka_ca_file})"
+        )
     print(f"  s3        {ep.s3_endpoint}  (access key {ep.s3_access_key!r}, region {ep.s3_region})")
     print(f"  env file  source {run_dir / 'stack.env'}")
     print(f"  logs      {run_dir / 'logs'}/<part>.log")

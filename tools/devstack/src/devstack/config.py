@@ -75,6 +75,7 @@ class Ports:
     seaweed_volume_grpc: int
     seaweed_filer: int
     seaweed_filer_grpc: int
+    kafka_sasl: int  # the broker's SASL_SSL listener (SCRAM-SHA-512 over TLS)
 
     @classmethod
     def fixed(cls) -> Ports:
@@ -91,6 +92,7 @@ class Ports:
             seaweed_volume_grpc=58338,
             seaweed_filer=58339,
             seaweed_filer_grpc=58340,
+            kafka_sasl=59094,
         )
 
     @classmethod
@@ -103,7 +105,8 @@ class Ports:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, int]) -> Ports:
-        return cls(**{f.name: int(data[f.name]) for f in fields(cls)})
+        # 0 for a port a stack recorded by an older devstack did not have (kafka_sasl)
+        return cls(**{f.name: int(data.get(f.name, 0)) for f in fields(cls)})
 
     def busy(self, host: str = LOCALHOST) -> list[tuple[str, int]]:
         """(name, port) of every port that cannot be bound now."""

@@ -26,6 +26,12 @@ class Endpoints:
     s3_secret_key: str
     s3_region: str = "us-east-1"
     databases: tuple[str, ...] = ()
+    # The broker's second listener: SASL_SSL with SCRAM-SHA-512, the certificate signed by the
+    # throwaway CA in kafka_ca_file (empty when the stack was recorded without one).
+    kafka_sasl_bootstrap: str = ""
+    kafka_ca_file: str = ""
+    kafka_username: str = ""
+    kafka_password: str = ""
 
     def pg_dsn(self, db: str = "postgres") -> str:
         """``postgresql://user:pw@127.0.0.1:port/db`` (asyncpg / libpq / SQLAlchemy style)."""
@@ -56,6 +62,10 @@ class Endpoints:
             "DEVSTACK_S3_ACCESS_KEY": self.s3_access_key,
             "DEVSTACK_S3_SECRET_KEY": self.s3_secret_key,
             "DEVSTACK_S3_REGION": self.s3_region,
+            "DEVSTACK_KAFKA_SASL_BOOTSTRAP": self.kafka_sasl_bootstrap,
+            "DEVSTACK_KAFKA_CA_FILE": self.kafka_ca_file,
+            "DEVSTACK_KAFKA_USERNAME": self.kafka_username,
+            "DEVSTACK_KAFKA_PASSWORD": self.kafka_password,
         }
 
     def env_file_text(self) -> str:
@@ -93,6 +103,10 @@ class Endpoints:
             s3_secret_key=env["DEVSTACK_S3_SECRET_KEY"],
             s3_region=env.get("DEVSTACK_S3_REGION") or "us-east-1",
             databases=tuple(d for d in dbs.split(",") if d),
+            kafka_sasl_bootstrap=env.get("DEVSTACK_KAFKA_SASL_BOOTSTRAP", ""),
+            kafka_ca_file=env.get("DEVSTACK_KAFKA_CA_FILE", ""),
+            kafka_username=env.get("DEVSTACK_KAFKA_USERNAME", ""),
+            kafka_password=env.get("DEVSTACK_KAFKA_PASSWORD", ""),
         )
 
     # --- persistence ---------------------------------------------------------------------------

@@ -64,11 +64,29 @@ def ensure_databases(ep: Endpoints, databases: tuple[str, ...], timeout: float =
     return run_sync(lambda: _pg_ensure_databases(ep, databases, timeout))
 
 
-async def _kafka_describe(ep: Endpoints, timeout: float) -> dict[str, Any]:
+def kafka_sasl_kwargs(ep: Endpoints) -> dict[str, Any]:
+    """aiokafka keyword arguments for the broker's SASL_SSL listener (SCRAM-SHA-512, the
+    stack's CA, host name checked)."""
+    from aiokafka.helpers import create_ssl_context
+
+    if not ep.kafka_sasl_bootstrap:
+        raise RuntimeError("this stack was recorded without a SASL_SSL listener")
+    return {
+        "bootstrap_servers": ep.kafka_sasl_bootstrap,
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": ep.kafka_username,
+        "sasl_plain_password": ep.kafka_password,
+        "ssl_context": create_ssl_context(cafile=ep.kafka_ca_file),
+    }
+
+
+async def _kafka_describe(ep: Endpoints, timeout: float, *, sasl: bool = False) -> dict[str, Any]:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    connection = kafka_sasl_kwargs(ep) if sasl else {"bootstrap_servers": ep.kafka_bootstrap}
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=ep.kafka_bootstrap,
+        **connection,
         request_timeout_ms=max(1000, int(timeout * 1000)),
         client_id="devstack-health",
     )
@@ -85,6 +103,14 @@ def check_kafka(ep: Endpoints, timeout: float = 3.0) -> None:
     info = run_sync(lambda: _kafka_describe(ep, timeout))
     if not info.get("brokers"):
         raise RuntimeError("metadata lists no brokers yet")
+
+
+def check_kafka_sasl(ep: Endpoints, timeout: float = 3.0) -> None:
+    """The same over the SASL_SSL listener: TLS verified against the stack's CA, the SCRAM
+    user accepted."""
+    info = run_sync(lambda: _kafka_describe(ep, timeout, sasl=True))
+    if not info.get("brokers"):
+        raise RuntimeError("metadata over SASL_SSL lists no brokers yet")
 
 
 def s3_client(ep: Endpoints, timeout: float = 10.0, attempts: int = 1) -> Any:
@@ -129,8 +155,15 @@ def s3_write_probe(ep: Endpoints, timeout: float = 10.0) -> None:
         s3.delete_bucket(Bucket=bucket)
 
 
+def check_kafka_listeners(ep: Endpoints, timeout: float = 3.0) -> None:
+    """Both of the broker's listeners: PLAINTEXT, and SASL_SSL when the stack has one."""
+    check_kafka(ep, timeout)
+    if ep.kafka_sasl_bootstrap:
+        check_kafka_sasl(ep, timeout)
+
+
 CHECKS: dict[str, Callable[[Endpoints, float], None]] = {
     "postgres": check_postgres,
-    "kafka": check_kafka,
+    "kafka": check_kafka_listeners,
     "s3": check_s3,
 }

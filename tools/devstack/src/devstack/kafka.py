@@ -9,6 +9,13 @@ quorum is static (``controller.quorum.voters``), so the storage is formatted wit
 once per Kafka build into ``<cache>/kafka-format/<libs key>/`` and copied into new run dirs.
 Every stack formatted from the same template shares its cluster id, which is harmless as they
 are independent single-node clusters.
+
+Besides the PLAINTEXT listener everything uses, the broker has a second one, ``SASL_SSL`` with
+SCRAM-SHA-512 (as Strimzi runs in production), for tests of secured clients. Its certificate is
+issued at every start by a throwaway CA in ``kafka/tls/`` (see ``tls``), PEM files that Kafka
+reads directly. The SCRAM user is created by ``kafka-storage format --add-scram``, so it is in
+the cached template and the same in every stack: ``KAFKA_DEV_USERNAME`` /
+``KAFKA_DEV_PASSWORD``, local only. Inter-broker and controller traffic stays PLAINTEXT.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from .endpoints import Endpoints
 from .errors import PartError
 from .health import check_kafka
 from .install import checked_java, ensure_kafka_libs, kafka_version
+from .tls import ServerCertificate, issue_server_certificate
 
 log = logging.getLogger("devstack")
 
@@ -41,7 +49,13 @@ BASE_JVM_FLAGS: tuple[str, ...] = (
     "-XX:-UsePerfData",  # no /tmp/hsperfdata_<user>/<pid> files
     "-Djava.awt.headless=true",
 )
-FORMAT_TEMPLATE_VERSION = 1
+# 2: the template carries the SCRAM user of the SASL_SSL listener
+FORMAT_TEMPLATE_VERSION = 2
+SASL_MECHANISM = "SCRAM-SHA-512"
+# The SCRAM user of every local broker's SASL_SSL listener: a local throwaway, never deployed.
+KAFKA_DEV_USERNAME = "devstack"
+KAFKA_DEV_PASSWORD = "devstack-kafka-local-only"  # noqa: S105 (local throwaway stack)
+SCRAM_MARKER = "scram-user"  # in kafka/: this run dir's storage was formatted with the user
 FAST_TOOL_FLAGS: tuple[str, ...] = (
     "-Xmx256m",
     "-XX:+UseSerialGC",
@@ -60,19 +74,54 @@ def generate_cluster_id() -> str:
             return cid
 
 
+def kafka_ca_file(config: StackConfig) -> Path:
+    """The CA certificate clients of the SASL_SSL listener trust (rewritten at every start)."""
+    return config.run_dir / "kafka" / "tls" / "ca.pem"
+
+
+def scram_add_argument(
+    username: str = KAFKA_DEV_USERNAME, password: str = KAFKA_DEV_PASSWORD
+) -> str:
+    """``kafka-storage format --add-scram`` value creating the SASL_SSL listener's user."""
+    return f"{SASL_MECHANISM}=[name={username},password={password}]"
+
+
+def secured_listener_properties(tls: ServerCertificate) -> dict[str, str]:
+    """The SASL_SSL listener's own settings: SCRAM-SHA-512 only, PEM key and chain by file."""
+    prefix = "listener.name.sasl_ssl."
+    return {
+        f"{prefix}sasl.enabled.mechanisms": SASL_MECHANISM,
+        f"{prefix}{SASL_MECHANISM.lower()}.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        # Kafka reads an unencrypted PKCS#8 key from a PEM file without ssl.key.password.
+        f"{prefix}ssl.keystore.type": "PEM",
+        f"{prefix}ssl.keystore.location": str(tls.keystore_file),
+        f"{prefix}ssl.client.auth": "none",
+    }
+
+
 def kafka_properties(
-    ports: Ports, log_dir: Path, overrides: Mapping[str, str] | None = None
+    ports: Ports,
+    log_dir: Path,
+    overrides: Mapping[str, str] | None = None,
+    tls: ServerCertificate | None = None,
 ) -> dict[str, str]:
+    """The broker's settings; with ``tls``, the SASL_SSL listener on ``ports.kafka_sasl`` too."""
+    listeners = [f"PLAINTEXT://{LOCALHOST}:{ports.kafka}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    if tls is not None:
+        listeners.append(f"SASL_SSL://{LOCALHOST}:{ports.kafka_sasl}")
+        protocols.append("SASL_SSL:SASL_SSL")
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{LOCALHOST}:{ports.kafka_controller}",
-        "listeners": f"PLAINTEXT://{LOCALHOST}:{ports.kafka},"
-        f"CONTROLLER://{LOCALHOST}:{ports.kafka_controller}",
-        "advertised.listeners": f"PLAINTEXT://{LOCALHOST}:{ports.kafka}",
+        "listeners": ",".join([*listeners, f"CONTROLLER://{LOCALHOST}:{ports.kafka_controller}"]),
+        "advertised.listeners": ",".join(listeners),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(protocols),
         "log.dirs": str(log_dir),
         "num.partitions": "3",
         "default.replication.factor": "1",
@@ -92,15 +141,20 @@ def kafka_properties(
         "num.io.threads": "4",
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
     }
+    if tls is not None:
+        props.update(secured_listener_properties(tls))
     props.update(overrides or {})
     return props
 
 
 def render_kafka_properties(
-    ports: Ports, log_dir: Path, overrides: Mapping[str, str] | None = None
+    ports: Ports,
+    log_dir: Path,
+    overrides: Mapping[str, str] | None = None,
+    tls: ServerCertificate | None = None,
 ) -> str:
     lines = ["# written by devstack at every start"]
-    lines += [f"{k}={v}" for k, v in kafka_properties(ports, log_dir, overrides).items()]
+    lines += [f"{k}={v}" for k, v in kafka_properties(ports, log_dir, overrides, tls).items()]
     return "\n".join(lines) + "\n"
 
 
@@ -135,6 +189,7 @@ class KafkaPart(Part):
         self.root = config.run_dir / "kafka"
         self.data = self.root / "data"
         self.props_file = self.root / "server.properties"
+        self.tls_dir = self.root / "tls"
         self.log4j_file = self.root / "log4j2.properties"
         self._java: Path | None = None
         self._libs: Path | None = None
@@ -155,15 +210,24 @@ class KafkaPart(Part):
         )
         log.info("kafka: Apache Kafka %s from %s", kafka_version(self._libs), self._libs)
         self.data.mkdir(parents=True, exist_ok=True)
+        tls = issue_server_certificate(self.tls_dir)
         self.props_file.write_text(
-            render_kafka_properties(self.ports, self.data, self.config.kafka_properties)
+            render_kafka_properties(self.ports, self.data, self.config.kafka_properties, tls)
         )
         self.log4j_file.write_text(render_log4j2_properties())
         if not (self.data / "meta.properties").exists():
             template = self._format_template()
             for f in template.iterdir():
                 shutil.copy2(f, self.data / f.name)
+            (self.root / SCRAM_MARKER).write_text(f"{SASL_MECHANISM} {KAFKA_DEV_USERNAME}\n")
             log.info("kafka: storage %s formatted (from %s)", self.data, template)
+        elif not (self.root / SCRAM_MARKER).exists():
+            log.warning(
+                "kafka: the storage in %s predates the SASL_SSL listener and has no SCRAM user;"
+                " remove %s (its topics go too) to get one",
+                self.data,
+                self.root,
+            )
 
     def _format_template(self) -> Path:
         """``kafka-storage format`` output for this Kafka build, made once and cached."""
@@ -208,6 +272,8 @@ class KafkaPart(Part):
             cluster_id,
             "-c",
             str(props),
+            "--add-scram",
+            scram_add_argument(),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.root)
         with self.log_path.open("a") as f:
@@ -239,3 +305,6 @@ class KafkaPart(Part):
 
     def probe(self, ep: Endpoints, timeout: float) -> None:
         check_kafka(ep, timeout)
+
+    # The SASL_SSL listener opens with the PLAINTEXT one; it is checked by `devstack status`
+    # (check_kafka_listeners), not here: its first TLS handshake costs ~0.2s of start time.

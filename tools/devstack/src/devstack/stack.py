@@ -27,7 +27,7 @@ from .config import LOCALHOST, Ports, StackConfig, port_is_open
 from .endpoints import Endpoints
 from .errors import DevstackError, PartError, StackAlreadyRunning
 from .health import CHECKS
-from .kafka import KafkaPart
+from .kafka import KAFKA_DEV_PASSWORD, KAFKA_DEV_USERNAME, KafkaPart, kafka_ca_file
 from .postgres import PostgresPart
 from .seaweed import SeaweedPart
 
@@ -106,6 +106,10 @@ def endpoints_for(config: StackConfig, ports: Ports) -> Endpoints:
         s3_secret_key=config.s3_secret_key,
         s3_region=config.s3_region,
         databases=tuple(config.databases),
+        kafka_sasl_bootstrap=f"{LOCALHOST}:{ports.kafka_sasl}",
+        kafka_ca_file=str(kafka_ca_file(config)),
+        kafka_username=KAFKA_DEV_USERNAME,
+        kafka_password=KAFKA_DEV_PASSWORD,
     )
 
 

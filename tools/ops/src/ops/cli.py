@@ -31,7 +31,7 @@ from ops.context import (
     OpsContext,
     OpsError,
     default_operator,
-    kafka_bootstrap,
+    kafka_connection,
     service_dsns,
 )
 
@@ -69,7 +69,12 @@ async def run(argv: Sequence[str] | None = None) -> int:
     if not operator:
         print("错误 [no_operator] 请用 --operator 或 OPS_OPERATOR 指明操作人", file=sys.stderr)
         return EXIT_USAGE
-    ctx = OpsContext(service_dsns(), operator, kafka_bootstrap())
+    try:
+        kafka = kafka_connection()
+    except OpsError as exc:
+        print(f"错误 [{exc.code}] {exc}", file=sys.stderr)
+        return exc.exit_code
+    ctx = OpsContext(service_dsns(), operator, kafka)
     name = args.command if not getattr(args, "action", None) else f"{args.command} {args.action}"
     try:
         try:

@@ -16,11 +16,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from eventkit.db import create_pool
+from eventkit.kafka import KafkaConfigError, KafkaConnection
 from eventkit.operations import Outcome, record_action, service_key
 
 SERVICES = ("identity", "application", "credential_verify", "media", "review")
@@ -63,17 +65,43 @@ async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
-def kafka_bootstrap(environ: Mapping[str, str] | None = None) -> str | None:
-    """Kafka's bootstrap servers: OPS_KAFKA_BOOTSTRAP, EVENTKIT_KAFKA_BOOTSTRAP or the stack's."""
+def kafka_connection(environ: Mapping[str, str] | None = None) -> KafkaConnection | None:
+    """How to reach Kafka: OPS_KAFKA_BOOTSTRAP with OPS_KAFKA_SECURITY_PROTOCOL,
+    OPS_KAFKA_SASL_MECHANISM, OPS_KAFKA_USERNAME, OPS_KAFKA_PASSWORD, OPS_KAFKA_CA_FILE; else
+    the same EVENTKIT_KAFKA_* variables a service has; else the local stack's (PLAINTEXT)."""
     env = dict(os.environ if environ is None else environ)
-    for key in ("OPS_KAFKA_BOOTSTRAP", "EVENTKIT_KAFKA_BOOTSTRAP"):
-        if env.get(key):
-            return env[key]
+    for prefix in ("OPS_KAFKA_", "EVENTKIT_KAFKA_"):
+        if env.get(f"{prefix}BOOTSTRAP"):
+            return _connection_from(env, prefix)
     if "DEVSTACK_PG_HOST" in env:
         from devstack.endpoints import Endpoints
 
-        return Endpoints.from_env(env).kafka_bootstrap
+        return KafkaConnection(Endpoints.from_env(env).kafka_bootstrap)
     return None
+
+
+def _connection_from(env: Mapping[str, str], prefix: str) -> KafkaConnection:
+    def value(name: str) -> str | None:
+        return (env.get(f"{prefix}{name}") or "").strip() or None
+
+    protocol = (value("SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+    mechanism = value("SASL_MECHANISM")
+    ca_file = value("CA_FILE")
+    try:
+        return KafkaConnection(
+            bootstrap=env[f"{prefix}BOOTSTRAP"],
+            security_protocol=protocol,  # type: ignore[arg-type]  # checked on construction
+            sasl_mechanism=mechanism.upper() if mechanism else None,  # type: ignore[arg-type]
+            username=value("USERNAME"),
+            password=env.get(f"{prefix}PASSWORD") or None,
+            ca_file=Path(ca_file) if ca_file else None,
+        )
+    except KafkaConfigError as exc:
+        raise OpsError(
+            "bad_kafka_config",
+            f"Kafka 连接配置有误 / {prefix}{exc.field.upper()}: {exc.reason}",
+            EXIT_USAGE,
+        ) from None
 
 
 def default_operator(environ: Mapping[str, str] | None = None) -> str:
@@ -88,7 +116,7 @@ class OpsContext:
 
     dsns: Mapping[str, str]
     operator: str
-    bootstrap: str | None = None
+    kafka: KafkaConnection | None = None
     correlation_id: uuid.UUID = field(default_factory=uuid.uuid4)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     host: str = field(default_factory=socket.gethostname)
@@ -128,15 +156,15 @@ class OpsContext:
             self._pools[key] = await create_pool(self.dsn(key), min_size=1, max_size=3)
         return self._pools[key]
 
-    def require_kafka(self) -> str:
-        """Kafka's bootstrap servers, or a clear error."""
-        if not self.bootstrap:
+    def require_kafka(self) -> KafkaConnection:
+        """How to reach Kafka, or a clear error."""
+        if self.kafka is None:
             raise OpsError(
                 "no_kafka",
                 "缺少 Kafka 地址 / set OPS_KAFKA_BOOTSTRAP or source the stack's env file",
                 EXIT_USAGE,
             )
-        return self.bootstrap
+        return self.kafka
 
     async def record(
         self,

@@ -37,7 +37,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from eventkit.db import Conn
-from eventkit.kafka import topic_partitions
+from eventkit.kafka import KafkaConnection, kafka_connection, start_or_explain, topic_partitions
 from eventkit.operations import ProjectionSpec, discover, service_key
 from eventkit.projection import check_identifier
 from ops.context import CHINA, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SERVICES, OpsContext, OpsError
@@ -182,16 +182,19 @@ async def _checkpoints(
 Offsets = dict[TopicPartition, int]
 
 
-async def kafka_offsets(bootstrap: str, topics: Sequence[str]) -> tuple[Offsets, Offsets]:
+async def kafka_offsets(
+    kafka: KafkaConnection | str, topics: Sequence[str]
+) -> tuple[Offsets, Offsets]:
     """The beginning and end offsets of every partition of `topics` (missing topics: none)."""
-    partitions = await topic_partitions(bootstrap, sorted(set(topics)))
+    connection = kafka_connection(kafka)
+    partitions = await topic_partitions(connection, sorted(set(topics)))
     if not partitions:
         return {}, {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        **connection.client_kwargs(), group_id=None, enable_auto_commit=False
     )
-    await consumer.start()
     try:
+        await start_or_explain(consumer.start, connection)
         begin = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
     finally:
@@ -202,7 +205,7 @@ async def kafka_offsets(bootstrap: str, topics: Sequence[str]) -> tuple[Offsets,
 async def measure_lag(
     pools: Mapping[str, asyncpg.Pool],
     projections: Mapping[str, Sequence[ProjectionSpec]],
-    bootstrap: str | None,
+    connection: KafkaConnection | str | None,
     now: datetime | None = None,
 ) -> LagReport:
     """Relay and consumer lag of every service in `pools` (with its `projections`)."""
@@ -210,12 +213,12 @@ async def measure_lag(
     kafka = "not_configured"
     begin: Offsets = {}
     end: Offsets = {}
-    if bootstrap:
+    if connection:
         topics = [t for specs in projections.values() for s in specs for t in s.projection.topics]
         try:
             if topics:  # no topics: nothing to ask (an empty metadata request means every topic)
                 begin, end = await asyncio.wait_for(
-                    kafka_offsets(bootstrap, topics), KAFKA_TIMEOUT_S
+                    kafka_offsets(connection, topics), KAFKA_TIMEOUT_S
                 )
             kafka = "measured"
         except Exception as exc:  # Kafka down: relay lag is still worth showing
@@ -388,7 +391,7 @@ async def handle(ctx: OpsContext, args: argparse.Namespace) -> int:
         raise OpsError("bad_max_lag", "--max-lag 须为非负整数 / must be 0 or more", EXIT_USAGE)
     pools = {s: await ctx.pool(s) for s in services}
     projections = {s: await projection_source(s, pools[s]) for s in services}
-    report = await measure_lag(pools, projections, ctx.bootstrap)
+    report = await measure_lag(pools, projections, ctx.kafka)
     worst = report.max_lag()
     ctx.detail.update({"max_lag": worst, "kafka": report.kafka.split(":")[0]})
     if args.json:

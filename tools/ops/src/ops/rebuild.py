@@ -102,7 +102,7 @@ async def handle_projections(ctx: OpsContext, args: argparse.Namespace) -> int:
     """List every installed service's projections (built on no database)."""
     rows: list[dict[str, Any]] = []
     for key, offer in sorted(discover().items()):
-        for spec in offer.projections(_NoPool()):  # type: ignore[arg-type]
+        for spec in offer.described():
             rows.append(
                 {
                     "service": key,
@@ -120,10 +120,6 @@ async def handle_projections(ctx: OpsContext, args: argparse.Namespace) -> int:
             flags = "" if row["rebuildable"] else "  (policy: not rebuilt)"
             print(f"{row['service']:<18} {row['projection']:<28} {' '.join(row['topics'])}{flags}")
     return EXIT_OK
-
-
-class _NoPool:
-    """Stands in for a pool when projections are only listed: building them does no I/O."""
 
 
 async def handle_rebuild(ctx: OpsContext, args: argparse.Namespace) -> int:
@@ -155,10 +151,10 @@ async def handle_rebuild(ctx: OpsContext, args: argparse.Namespace) -> int:
     if args.source == "store":
         applied = await rebuild_from_store(pool, projection, spec.own_stream_types, progress=bar)
     else:
-        bootstrap = ctx.require_kafka()
+        kafka = ctx.require_kafka()
         async with pool.acquire() as conn:
             until = await live_offsets(conn, projection)
-        applied = await rebuild_from_kafka(pool, projection, bootstrap, until=until, progress=bar)
+        applied = await rebuild_from_kafka(pool, projection, kafka, until=until, progress=bar)
     bar.count = applied
     bar.done()
     if args.source == "kafka":

@@ -33,9 +33,11 @@ async def components(
 ) -> AsyncIterator[Mapping[str, Component]]:
     """The evidence projection and the review policy, on the worker's pool."""
     service = bootstrap.wire(pool)
-    evidence = KafkaProjectionRunner(pool, EvidenceProjection(), bootstrap=platform.kafka_bootstrap)
+    evidence = KafkaProjectionRunner(
+        pool, EvidenceProjection(), bootstrap=platform.kafka_connection
+    )
     policy = KafkaProjectionRunner(
-        pool, ReviewPolicy(service.applications), bootstrap=platform.kafka_bootstrap
+        pool, ReviewPolicy(service.applications), bootstrap=platform.kafka_connection
     )
     yield {"evidence": evidence.run, "review-policy": policy.run}
 

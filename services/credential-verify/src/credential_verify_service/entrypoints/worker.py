@@ -49,7 +49,7 @@ async def components(
     """The candidates projection and the expiry sweep, on the worker's pool."""
     settings = CredentialSettings()
     service = bootstrap.wire(pool, settings)
-    candidates = KafkaProjectionRunner(pool, Candidates(), bootstrap=platform.kafka_bootstrap)
+    candidates = KafkaProjectionRunner(pool, Candidates(), bootstrap=platform.kafka_connection)
     try:
         yield {
             "candidates": candidates.run,

@@ -59,7 +59,7 @@ async def components(
     settings = MediaSettings()
     objects = ObjectStore(settings.storage())
     media = bootstrap.wire(pool, objects, settings)
-    usage = KafkaProjectionRunner(pool, PhotoUsage(), bootstrap=platform.kafka_bootstrap)
+    usage = KafkaProjectionRunner(pool, PhotoUsage(), bootstrap=platform.kafka_connection)
     try:
         yield {
             "usage": usage.run,

@@ -63,10 +63,10 @@ async def components(
     """The submissions, queue, evidence and people projections and the lease sweep."""
     settings = ReviewSettings()
     service = bootstrap.wire(pool, settings, clients=False)
-    submissions = KafkaProjectionRunner(pool, Submissions(), bootstrap=platform.kafka_bootstrap)
-    queue = KafkaProjectionRunner(pool, QueueProjection(), bootstrap=platform.kafka_bootstrap)
-    evidence = KafkaProjectionRunner(pool, ReviewEvidence(), bootstrap=platform.kafka_bootstrap)
-    people = KafkaProjectionRunner(pool, People(), bootstrap=platform.kafka_bootstrap)
+    submissions = KafkaProjectionRunner(pool, Submissions(), bootstrap=platform.kafka_connection)
+    queue = KafkaProjectionRunner(pool, QueueProjection(), bootstrap=platform.kafka_connection)
+    evidence = KafkaProjectionRunner(pool, ReviewEvidence(), bootstrap=platform.kafka_connection)
+    people = KafkaProjectionRunner(pool, People(), bootstrap=platform.kafka_connection)
     yield {
         "submissions": submissions.run,
         "queue": queue.run,
