@@ -102,3 +102,79 @@ async def test_the_health_endpoint_reports_a_component_down_too_long_and_serves_
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=5)
+
+
+async def test_a_component_that_stops_making_progress_is_cancelled_and_restarted() -> None:
+    from eventkit.health import WorkerHealth, beat
+    from eventkit.worker import every
+
+    stop = asyncio.Event()
+    health = WorkerHealth(down_after=60, stall_after=0.3)
+    starts = {"stuck": 0, "quiet": 0}
+    cancelled = asyncio.Event()
+    hang = asyncio.Event()
+    swept = []
+
+    async def stuck(stop: asyncio.Event) -> None:
+        """Beats for a while, then waits on something that never comes (first run only)."""
+        starts["stuck"] += 1
+        for _ in range(3):
+            beat()
+            await asyncio.sleep(0.01)
+        if starts["stuck"] == 1:
+            try:
+                await hang.wait()
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+        while not stop.is_set():
+            beat()
+            await asyncio.sleep(0.05)
+
+    async def quiet(stop: asyncio.Event) -> None:
+        """Never reports progress: never judged on it (the health endpoint is such a one)."""
+        starts["quiet"] += 1
+        await stop.wait()
+
+    async def sweep() -> None:
+        swept.append(1)
+
+    task = asyncio.create_task(
+        supervise(
+            {"stuck": stuck, "quiet": quiet, "sweep": every(0.05, sweep)},
+            stop,
+            initial_backoff=0.01,
+            health=health,
+        )
+    )
+    try:
+        await asyncio.wait_for(cancelled.wait(), timeout=5)
+        for _ in range(200):
+            if starts["stuck"] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert starts["stuck"] == 2
+        state = health.components["stuck"]
+        assert state.restarts == 1 and "no progress for" in (state.last_error or "")
+        await asyncio.sleep(0.6)  # beyond stall_after twice: the restarted one keeps beating
+        assert starts == {"stuck": 2, "quiet": 1}
+        assert health.components["sweep"].beats >= 5 and health.components["sweep"].restarts == 0
+        assert health.stalled_for("quiet") is None
+        report = health.report()["components"]
+        assert isinstance(report, dict) and report["quiet"]["seconds_since_progress"] is None
+        assert report["stuck"]["seconds_since_progress"] < 0.3
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+
+def test_progress_outside_a_supervised_component_is_ignored() -> None:
+    from eventkit.health import WorkerHealth, beat, reporting_progress
+
+    beat()  # no supervisor: nothing to report to, no error
+    health = WorkerHealth(stall_after=10)
+    with reporting_progress(health, "relay"):
+        beat()
+    beat()
+    assert health.components["relay"].beats == 1
+    assert health.stalled_for("relay") is None  # not running: never stalled

@@ -28,6 +28,7 @@ from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
 from eventkit.feed import FeedEvent, Position, read_feed
+from eventkit.health import beat
 from eventkit.kafka import KafkaConnection, kafka_connection, start_or_explain
 from eventkit.projection import (
     Projection,
@@ -361,6 +362,7 @@ class KafkaProjectionRunner:
         try:
             await start_or_explain(consumer.start, self._kafka)
             while not stop.is_set():
+                beat()  # a turn of the loop: the supervisor restarts a consumer stuck in one
                 records = await consumer.getmany(
                     timeout_ms=self._poll_timeout_ms, max_records=self._max_records
                 )
@@ -461,6 +463,7 @@ class FeedProjectionRunner:
         await self.setup()
         sleep = self._idle_sleep
         while not stop.is_set():
+            beat()
             if await self.catch_up_once() is not None:
                 sleep = self._idle_sleep
                 continue

@@ -8,6 +8,12 @@ Prometheus needs the relay's and consumers' metrics. `serve_health` answers, on 
     GET /metrics   the process's Prometheus metrics (eventkit's relay, consumer, store metrics)
 
 anything else 404. It reads one request line per connection and closes it (HTTP/1.0 style).
+
+Progress: a component's loop calls `beat()` on every turn (a poll that returned, a batch
+applied, a sweep done). Once a component has beaten, the supervisor (`eventkit.worker`) treats
+`stall_after` seconds without a beat as a crash: it cancels the component and restarts it, so a
+consumer stuck on a call that never returns is restarted like one that raised, and one that
+keeps stalling makes /healthz answer 503 like one that keeps crashing.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,6 +42,8 @@ class ComponentState:
     started_at: float | None = None
     down_since: float | None = None
     last_error: str | None = None
+    beats: int = 0  # progress reports since the process started (0: never reports progress)
+    last_progress: float | None = None  # the last beat, or the last start
 
     def is_down(self, now: float, down_after: float) -> bool:
         if self.down_since is None:
@@ -49,12 +59,30 @@ class WorkerHealth:
     """The supervised components' states; the supervisor writes, the endpoint reads."""
 
     down_after: float = 60.0
+    stall_after: float | None = None  # None: progress is not watched
     components: dict[str, ComponentState] = field(default_factory=dict)
 
     def started(self, name: str) -> None:
         """A component (re)started."""
         state = self.components.setdefault(name, ComponentState())
         state.running, state.started_at = True, time.monotonic()
+        state.last_progress = state.started_at
+
+    def beat(self, name: str) -> None:
+        """A component made progress."""
+        state = self.components.setdefault(name, ComponentState())
+        state.beats += 1
+        state.last_progress = time.monotonic()
+
+    def stalled_for(self, name: str, now: float | None = None) -> float | None:
+        """Seconds without progress, when a running component that reports progress has gone
+        longer than `stall_after` without it; else None."""
+        state = self.components.get(name)
+        if self.stall_after is None or state is None or not state.running or not state.beats:
+            return None
+        assert state.last_progress is not None
+        idle = (time.monotonic() if now is None else now) - state.last_progress
+        return idle if idle > self.stall_after else None
 
     def crashed(self, name: str, error: BaseException) -> None:
         """A component raised; it waits to be restarted."""
@@ -83,10 +111,36 @@ class WorkerHealth:
                     "down": s.is_down(now, self.down_after),
                     "restarts": s.restarts,
                     "last_error": s.last_error,
+                    "seconds_since_progress": (
+                        round(now - s.last_progress, 1)
+                        if s.beats and s.last_progress is not None
+                        else None
+                    ),
                 }
                 for name, s in sorted(self.components.items())
             },
         }
+
+
+_PROGRESS: ContextVar[Callable[[], None] | None] = ContextVar("eventkit_progress", default=None)
+
+
+def beat() -> None:
+    """The calling component made progress (its loop turned). Outside a supervised component,
+    e.g. in tests or in a rebuild run by ops, this does nothing."""
+    report = _PROGRESS.get()
+    if report is not None:
+        report()
+
+
+@contextlib.contextmanager
+def reporting_progress(health: WorkerHealth, name: str) -> Iterator[None]:
+    """Within this block (and the tasks it starts), `beat()` reports to `health` as `name`."""
+    token = _PROGRESS.set(lambda: health.beat(name))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def _response(status: str, content_type: str, body: bytes) -> bytes:

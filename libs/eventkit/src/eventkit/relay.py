@@ -20,6 +20,7 @@ import asyncpg
 from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.feed import FeedEvent, Position, approximate_lag, read_feed
+from eventkit.health import beat
 from eventkit.kafka import (
     KafkaConnection,
     idempotent_producer,
@@ -90,6 +91,7 @@ class OutboxRelay:
         stop = stop or asyncio.Event()
         async with self._pool.acquire() as lock_conn:
             while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                beat()  # standing by is progress too: another replica leads
                 if await _wait(stop, 1.0):
                     return
             try:
@@ -111,6 +113,7 @@ class OutboxRelay:
                 position = await self._load_position(conn)
             sleep = self._idle_sleep
             while not stop.is_set():
+                beat()  # a turn of the loop: the supervisor restarts a relay stuck in one
                 try:
                     published, position = await self._relay_batch(producer, position)
                 except asyncio.CancelledError:

@@ -44,6 +44,9 @@ class PlatformSettings(BaseSettings):
     health_port: int | None = Field(default=None, ge=1, le=65535)
     health_host: str = "0.0.0.0"  # noqa: S104 - inside a pod; local runs set 127.0.0.1
     health_down_after: float = Field(default=60.0, gt=0)
+    # A relay, consumer or sweep whose loop has not turned for this long is restarted (the
+    # supervisor's watchdog; with or without the endpoint). A loop turn takes seconds at most.
+    health_stall_after: float = Field(default=300.0, gt=0)
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 import asyncpg
 
 from eventkit.db import create_pool
-from eventkit.health import WorkerHealth, serve_health
+from eventkit.health import WorkerHealth, beat, reporting_progress, serve_health
 from eventkit.kafka import TopicSpec, ensure_topics
 from eventkit.logs import configure_logging
 from eventkit.relay import OutboxRelay
@@ -33,7 +33,11 @@ async def supervise(
     health: WorkerHealth | None = None,
 ) -> None:
     """Run every component until `stop`; one that raises is logged and restarted with backoff.
-    `health`, when given, learns each start and crash (the worker's /healthz reads it)."""
+
+    `health`, when given, learns each start and crash (the worker's /healthz reads it), and
+    hears the components' progress (`eventkit.health.beat`): with `health.stall_after` set, a
+    component that has reported progress before and then goes that long without it is
+    cancelled and restarted as if it had crashed (`ComponentStalled`)."""
 
     async def keep_running(name: str, component: Component) -> None:
         backoff = initial_backoff
@@ -41,7 +45,10 @@ async def supervise(
             try:
                 if health is not None:
                     health.started(name)
-                await component(stop)
+                    with reporting_progress(health, name):
+                        await _watched(name, component(stop), health)
+                else:
+                    await component(stop)
                 backoff = initial_backoff
             except asyncio.CancelledError:
                 raise
@@ -58,6 +65,36 @@ async def supervise(
             group.create_task(keep_running(name, component), name=name)
 
 
+class ComponentStalled(RuntimeError):
+    """A component that reports progress went longer than `stall_after` without it."""
+
+
+async def _watched(name: str, run: Awaitable[None], health: WorkerHealth) -> None:
+    """Await a component; cancel it and raise `ComponentStalled` when its progress stops."""
+    task = asyncio.ensure_future(run)
+    if health.stall_after is None:
+        await task
+        return
+    check_every = max(health.stall_after / 4, 0.01)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=check_every)
+            if done:
+                task.result()
+                return
+            idle = health.stalled_for(name)
+            if idle is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                raise ComponentStalled(f"no progress for {idle:.0f}s; cancelled it")
+    finally:
+        if not task.done():  # the supervisor itself is being cancelled
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
 def install_signal_handlers(stop: asyncio.Event) -> None:
     """SIGTERM and SIGINT set `stop`, so in-flight batches finish before the process exits."""
     loop = asyncio.get_running_loop()
@@ -70,6 +107,7 @@ def every(interval: float, task: Callable[[], Awaitable[object]]) -> Component:
 
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
+            beat()
             await task()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
@@ -124,7 +162,9 @@ async def run_service_worker(
     try:
         async with contextlib.AsyncExitStack() as stack:
             own = await stack.enter_async_context(extras(pool, platform)) if extras else {}
-            health = WorkerHealth(down_after=platform.health_down_after)
+            health = WorkerHealth(
+                down_after=platform.health_down_after, stall_after=platform.health_stall_after
+            )
             components: dict[str, Component] = {"relay": relay.run, **own}
             if platform.health_port is not None:
                 log.info("health endpoint", extra={"port": platform.health_port})
