@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -116,6 +117,7 @@ async def test_readyz_is_200_when_every_check_passes() -> None:
         "status": "ok",
         "checks": {"db": "ok", "kafka": "ok"},
         "failures": [],
+        "degraded": [],
     }
 
 
@@ -186,3 +188,85 @@ def test_client_address_believes_only_trusted_proxies() -> None:
     assert client_address(_request("127.0.0.1", "198.51.100.7"), ()) == "127.0.0.1"
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
         parse_networks("10.0.0.0/33")
+
+
+async def test_a_failing_advisory_check_degrades_readiness_without_taking_the_pod_out() -> None:
+    app = create_app(
+        "test",
+        version="0",
+        health_checks={"postgres": ok},
+        advisory_checks={"kafka": down},
+        readiness_timeout=0.05,
+    )
+    async with await client_for(app) as c:
+        response = await c.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "degraded",
+        "checks": {"postgres": "ok", "kafka": "failed"},
+        "failures": [],
+        "degraded": ["kafka"],
+    }
+    gating_down = create_app(
+        "test",
+        version="0",
+        health_checks={"postgres": down},
+        advisory_checks={"kafka": slow},
+        readiness_timeout=0.05,
+    )
+    async with await client_for(gating_down) as c:
+        response = await c.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert (body["failures"], body["degraded"]) == (["postgres"], ["kafka"])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [("X-Forwarded-For", "203.0.113.9"), ("X-Real-IP", "203.0.113.9"), ("Forwarded", "for=x")],
+)
+async def test_metrics_and_readiness_refuse_requests_that_came_through_a_proxy(
+    header: tuple[str, str],
+) -> None:
+    async with await client_for(build_app({"db": ok})) as c:
+        for path in ("/metrics", "/readyz"):
+            assert (await c.get(path)).status_code == 200, path
+            proxied = await c.get(path, headers=dict([header]))
+            assert proxied.status_code == 404, path
+            assert proxied.json()["error"]["code"] == "request.not_found"
+            assert "http_request" not in proxied.text
+        # the liveness answer and the API itself are the internet's
+        assert (await c.get("/healthz", headers=dict([header]))).status_code == 200
+        assert (await c.get("/candidates/1", headers=dict([header]))).status_code == 200
+
+
+async def test_checks_with_a_client_are_closed_at_shutdown() -> None:
+    class Closable:
+        closed = False
+
+        async def __call__(self) -> None:
+            return None
+
+        async def close(self) -> None:
+            self.closed = True
+
+    gating, advisory = Closable(), Closable()
+    started: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started.append("up")
+        yield
+        started.append("down")
+
+    app = create_app(
+        "test",
+        version="0",
+        health_checks={"db": gating},
+        advisory_checks={"kafka": advisory},
+        lifespan=lifespan,
+    )
+    async with app.router.lifespan_context(app):
+        assert started == ["up"] and not gating.closed
+    assert started == ["up", "down"] and gating.closed and advisory.closed

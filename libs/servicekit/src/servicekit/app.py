@@ -28,6 +28,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     body_limits: Mapping[str, int] | None = None,
     health_checks: Mapping[str, Check] | None = None,
+    advisory_checks: Mapping[str, Check] | None = None,
     readiness_timeout: float = 2.0,
     token_verifier: VerifiesTokens | None = None,
     **fastapi_options: Any,
@@ -35,19 +36,51 @@ def create_app(
     """A FastAPI app with error handlers, body limits, request ids, /healthz, /readyz, /metrics.
 
     `body_limits` maps path prefixes to their own byte limits; `token_verifier` (if given) is put on
-    `app.state.token_verifier` for the auth dependencies. Other options go to `FastAPI(...)`.
+    `app.state.token_verifier` for the auth dependencies. `health_checks` gate /readyz,
+    `advisory_checks` are only reported there (`servicekit.health.health_router`); checks with
+    an async `close` are closed at shutdown. Other options go to `FastAPI(...)`.
     """
     responses = {"default": {"model": ErrorBody}, **fastapi_options.pop("responses", {})}
+    closable = [
+        c
+        for c in [*(health_checks or {}).values(), *(advisory_checks or {}).values()]
+        if callable(getattr(c, "close", None))
+    ]
+    if closable:
+        fastapi_options["lifespan"] = _closing(fastapi_options.get("lifespan"), closable)
     app = FastAPI(title=title, version=version, responses=responses, **fastapi_options)
     install_error_handlers(app)
     # Added last runs first: the request context wraps the body limit so 413s carry a request id.
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, overrides=body_limits)
     app.add_middleware(RequestContext)
-    app.include_router(health_router(health_checks or {}, timeout=readiness_timeout))
+    app.include_router(
+        health_router(health_checks or {}, advisory=advisory_checks, timeout=readiness_timeout)
+    )
     app.include_router(metrics_router())
     if token_verifier is not None:
         app.state.token_verifier = token_verifier
     return app
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _closing(lifespan: Lifespan | None, checks: list[Any]) -> Lifespan:
+    """The app's lifespan, then the checks' clients closed at shutdown."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            for check in checks:
+                await check.close()
+
+    return run
 
 
 S = TypeVar("S", bound="Closable")

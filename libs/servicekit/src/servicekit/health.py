@@ -9,13 +9,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import asyncpg
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from eventkit.kafka import KafkaConnection, kafka_connection, start_or_explain
 from eventkit.logs import mask_personal_data
-from servicekit.metrics import metrics_router
+from eventkit.settings import PlatformSettings
+from servicekit.metrics import direct_only, metrics_router
 
 __all__ = [
     "Check",
@@ -24,6 +25,7 @@ __all__ = [
     "health_router",
     "kafka_check",
     "metrics_router",
+    "platform_kafka_check",
     "postgres_check",
 ]
 
@@ -34,11 +36,13 @@ CheckStatus = Literal["ok", "failed", "timeout"]
 
 
 class Readiness(BaseModel):
-    """The `/readyz` body: overall status, each check's status, and the failing checks."""
+    """The `/readyz` body: overall status, each check's status, the failing gating checks
+    (`failures`: 503) and the failing advisory ones (`degraded`: still 200)."""
 
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"]
     checks: dict[str, CheckStatus]
     failures: list[str]
+    degraded: list[str] = []
 
 
 async def _run(name: str, check: Check, timeout: float) -> CheckStatus:
@@ -56,22 +60,37 @@ async def _run(name: str, check: Check, timeout: float) -> CheckStatus:
     return "ok"
 
 
-def health_router(checks: Mapping[str, Check], *, timeout: float = 2.0) -> APIRouter:
-    """`GET /healthz` (200 while the loop runs); `GET /readyz` (each check, with a timeout)."""
+def health_router(
+    checks: Mapping[str, Check],
+    *,
+    advisory: Mapping[str, Check] | None = None,
+    timeout: float = 2.0,
+) -> APIRouter:
+    """`GET /healthz` (200 while the loop runs); `GET /readyz` (each check, with a timeout).
+
+    A failing check of `checks` makes /readyz 503 (the pod leaves the Service); a failing
+    `advisory` one is reported (`degraded`) with a 200: an API whose writes go to its outbox keeps
+    serving while Kafka is away, and taking every pod out would turn a Kafka outage into a site
+    outage. /readyz answers only direct requests (`direct_only`)."""
     router = APIRouter(tags=["health"])
-    named = dict(checks)
+    gating = dict(checks)
+    named = {**gating, **{n: c for n, c in (advisory or {}).items() if n not in gating}}
 
     @router.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", include_in_schema=False)
+    @router.get("/readyz", include_in_schema=False, dependencies=[Depends(direct_only)])
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(*(_run(n, c, timeout) for n, c in named.items()))
         statuses = dict(zip(named, results, strict=True))
-        failures = [n for n, s in statuses.items() if s != "ok"]
+        failures = [n for n, s in statuses.items() if s != "ok" and n in gating]
+        degraded = [n for n, s in statuses.items() if s != "ok" and n not in gating]
         body = Readiness(
-            status="unavailable" if failures else "ok", checks=statuses, failures=failures
+            status="unavailable" if failures else "degraded" if degraded else "ok",
+            checks=statuses,
+            failures=failures,
+            degraded=degraded,
         )
         return JSONResponse(body.model_dump(), status_code=503 if failures else 200)
 
@@ -143,6 +162,35 @@ class KafkaCheck:
                 await client.close()
             except Exception as exc:
                 log.debug("closing the Kafka readiness client failed: %s", exc)
+
+
+class PlatformKafkaCheck:
+    """The Kafka check of this process's own connection (`PlatformSettings`: EVENTKIT_KAFKA_*,
+    TLS and SASL included), built on first use, so that settings are read at run time."""
+
+    def __init__(self, *, timeout: float = 2.0, cache_seconds: float = 5.0) -> None:
+        self._timeout = timeout
+        self._cache_seconds = cache_seconds
+        self._check: KafkaCheck | None = None
+
+    async def __call__(self) -> None:
+        if self._check is None:
+            self._check = KafkaCheck(
+                PlatformSettings().kafka_connection,
+                timeout=self._timeout,
+                cache_seconds=self._cache_seconds,
+            )
+        await self._check()
+
+    async def close(self) -> None:
+        """Close the client, if one was made."""
+        if self._check is not None:
+            await self._check.close()
+
+
+def platform_kafka_check(*, timeout: float = 2.0) -> PlatformKafkaCheck:
+    """A check of Kafka as this process's settings reach it (for `advisory_checks`)."""
+    return PlatformKafkaCheck(timeout=timeout)
 
 
 def kafka_check(

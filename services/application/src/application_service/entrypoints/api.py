@@ -32,6 +32,7 @@ from eventkit.envelope import Actor
 from servicekit.app import create_app, identity_verified_lifespan
 from servicekit.auth import CurrentCandidate, Principal, TokenVerifier, require_roles
 from servicekit.context import correlation_id_of
+from servicekit.health import platform_kafka_check
 
 BASE = "/api/applications"
 CATALOGUE = "/api/catalogue"
@@ -363,6 +364,7 @@ def build_app(
         max_body_bytes=64 * 1024,
         body_limits={"/apply/": 4 * 1024 * 1024},  # the portal's certificate photo upload
         health_checks={"postgres": database_ready},
+        advisory_checks={"kafka": platform_kafka_check()},  # the outbox holds writes
         lifespan=lifespan,
     )
     install_portal(app, ApplicationSettings().photo_origins)

@@ -20,6 +20,7 @@ from credential_verify_service.settings import CredentialSettings
 from servicekit.app import create_app, identity_verified_lifespan
 from servicekit.auth import CurrentCandidate, TokenVerifier
 from servicekit.context import correlation_id_of
+from servicekit.health import platform_kafka_check
 
 BASE = "/api/credentials"
 
@@ -193,6 +194,7 @@ def build_app(
         version="0.1.0",
         max_body_bytes=16 * 1024,
         health_checks={"postgres": database_ready},
+        advisory_checks={"kafka": platform_kafka_check()},  # the outbox holds writes
         lifespan=lifespan,
     )
 

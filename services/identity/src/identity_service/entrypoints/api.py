@@ -25,6 +25,7 @@ from identity_service.service_layer.accounts import (
 from identity_service.service_layer.tokens import ISSUER
 from servicekit.app import create_app
 from servicekit.auth import TokenVerifier
+from servicekit.health import platform_kafka_check
 
 
 class CaptchaRead(BaseModel):
@@ -101,6 +102,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
         version="0.1.0",
         max_body_bytes=16 * 1024,
         health_checks={"postgres": database_ready},
+        advisory_checks={"kafka": platform_kafka_check()},  # the outbox holds writes
         lifespan=lifespan,
     )
 

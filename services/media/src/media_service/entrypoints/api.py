@@ -27,6 +27,7 @@ from servicekit.auth import (
     TokenVerifier,
 )
 from servicekit.context import correlation_id_of
+from servicekit.health import platform_kafka_check
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
         max_body_bytes=16 * 1024,
         body_limits={PHOTOS: UPLOAD_BODY_BACKSTOP},
         health_checks={"postgres": database_ready, "s3": storage_ready},
+        advisory_checks={"kafka": platform_kafka_check()},  # the outbox holds writes
         lifespan=lifespan,
     )
 

@@ -31,6 +31,7 @@ from review_service.service_layer.queue import queue_page
 from review_service.settings import ReviewSettings
 from servicekit.app import create_app, identity_verified_lifespan
 from servicekit.auth import Principal, TokenVerifier, require_roles
+from servicekit.health import platform_kafka_check
 
 BASE = "/api/review"
 
@@ -225,6 +226,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start
         version="0.1.0",
         max_body_bytes=64 * 1024,
         health_checks={"postgres": database_ready},
+        advisory_checks={"kafka": platform_kafka_check()},  # the outbox holds writes
         lifespan=lifespan,
     )
 
