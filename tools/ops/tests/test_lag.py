@@ -158,3 +158,53 @@ async def test_the_command(
     assert await actions() == [  # newest first
         ("lag", "ok"), ("lag", "refused"), ("lag", "ok"), ("lag", "failed"), ("lag", "ok")
     ]  # fmt: skip
+
+
+async def test_max_stall_tells_stuck_from_behind(
+    database: str,
+    review_pool: asyncpg.Pool,
+    stack: Endpoints,
+    setup: tuple[ProjectionSpec, ProjectionSpec, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec, _, topic = setup
+
+    async def source(service: str, pool: asyncpg.Pool) -> Sequence[ProjectionSpec]:
+        return [spec] if service == "review" else []
+
+    monkeypatch.setattr(lag, "projection_source", source)
+    monkeypatch.setenv("OPS_PG_DSN_REVIEW", database)
+    # behind, but both the checkpoint and the oldest unpublished event are fresh: not stuck
+    async with review_pool.acquire() as conn:
+        await conn.execute("UPDATE eventkit.relay_positions SET tx_id = pg_current_xact_id()")
+    assert await run(["lag", "--service", "review", "--max-stall", "600"]) == 0
+    capsys.readouterr()
+
+    # the checkpoint of partition 0 (lag 3) has not moved for an hour: stuck
+    async with review_pool.acquire() as conn:
+        await conn.execute(
+            f"UPDATE \"{spec.name}\"._checkpoint SET updated_at = now() - interval '1 hour'"
+        )
+    assert await run(["lag", "--service", "review", "--max-stall", "600", "--json"]) == 1
+    err = capsys.readouterr().err
+    assert f"{topic}[0]" in err and "checkpoint still for 3600s" in err
+    assert f"{topic}[1]" not in err  # no checkpoint yet: its age is unknown, not an alarm
+
+    # a relay whose oldest unpublished event is an hour old
+    report = await lag.measure_lag({"review": review_pool}, {"review": [spec]}, None)
+    assert report.stalls(600) == [s for s in report.stalls(600) if "relay" not in s]
+    async with review_pool.acquire() as conn:
+        await conn.execute("UPDATE eventkit.relay_positions SET tx_id = '1'::xid8, seq = 0")
+        await conn.execute("UPDATE eventkit.events SET recorded_at = now() - interval '1 hour'")
+    report = await lag.measure_lag({"review": review_pool}, {"review": [spec]}, None)
+    [relay_stall] = report.stalls(600)
+    assert "oldest unpublished event 3600s old" in relay_stall
+    assert report.stalls(7200) == []
+
+    for bad in ("0", "-5", "nan"):
+        assert await run(["lag", "--service", "review", "--max-stall", bad]) == 2
+        assert "[bad_max_stall]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # not a number: argparse's usage error
+        await run(["lag", "--service", "review", "--max-stall", "soon"])
+    assert usage.value.code == 2

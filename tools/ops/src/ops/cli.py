@@ -6,7 +6,7 @@
     ops dead-letters list|show|retry|discard ...
     ops actions [--service S] [--json]
     ops as-of MK2026000001 2026-03-05T10:00 [--json]
-    ops lag [--service S] [--max-lag N] [--json]
+    ops lag [--service S] [--max-lag N] [--max-stall SECONDS] [--json]
     ops export <window-id-or-name> [--out DIR] [--force]
 
 Each service's database comes from `OPS_PG_DSN_<SERVICE>` (IDENTITY, APPLICATION,

@@ -20,6 +20,11 @@ Without Kafka configured only relay lag is shown and consumer lag is reported as
 
 `--max-lag N`: exit 1 when any relay or partition lag exceeds N, or when consumer lag could not
 be measured although Kafka is configured (for a cron job or an alert); otherwise exit 0.
+
+`--max-stall S`: exit 1 when something is behind and not moving: a partition with lag whose
+checkpoint has not moved for more than S seconds (its consumer is stuck or gone; an idle topic
+has no lag, so an old checkpoint alone is no alarm), or a relay whose oldest unpublished event
+was committed more than S seconds ago. Lag alone says "behind"; this says "stuck".
 """
 
 from __future__ import annotations
@@ -115,6 +120,27 @@ class LagReport:
         lags = [r.pending for s in self.services for r in s.relays]
         lags += [p.lag for s in self.services for j in s.projections for p in j.partitions]
         return max(lags, default=0)
+
+    def stalls(self, max_stall: float) -> list[str]:
+        """What is behind and has not moved for more than `max_stall` seconds."""
+        found = [
+            f"{s.service} 中继 relay {r.relay or '-'}: {r.pending} 条未发布, 最早 "
+            f"{r.oldest_pending_age_s:.0f}s 前 / oldest unpublished event "
+            f"{r.oldest_pending_age_s:.0f}s old"
+            for s in self.services
+            for r in s.relays
+            if r.pending and (r.oldest_pending_age_s or 0) > max_stall
+        ]
+        found += [
+            f"{s.service} {j.projection} {p.topic}[{p.partition}]: 滞后 {p.lag}, 检查点 "
+            f"{p.checkpoint_age_s:.0f}s 未动 / lag {p.lag}, checkpoint still for "
+            f"{p.checkpoint_age_s:.0f}s"
+            for s in self.services
+            for j in s.projections
+            for p in j.partitions
+            if p.lag and p.checkpoint_age_s is not None and p.checkpoint_age_s > max_stall
+        ]
+        return found
 
     def as_json(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -370,6 +396,13 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--max-lag", type=int, default=None, help="exit 1 when any lag exceeds N events"
     )
+    parser.add_argument(
+        "--max-stall",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exit 1 when a relay or consumer is behind and has not moved for SECONDS",
+    )
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
     parser.set_defaults(handler=handle)
 
@@ -389,6 +422,10 @@ async def handle(ctx: OpsContext, args: argparse.Namespace) -> int:
         ctx.touch(service)  # before any refusal, so that it is recorded too
     if args.max_lag is not None and args.max_lag < 0:
         raise OpsError("bad_max_lag", "--max-lag 须为非负整数 / must be 0 or more", EXIT_USAGE)
+    if args.max_stall is not None and not args.max_stall > 0:  # also refuses nan
+        raise OpsError(
+            "bad_max_stall", "--max-stall 须为正数秒 / must be seconds above 0", EXIT_USAGE
+        )
     pools = {s: await ctx.pool(s) for s in services}
     projections = {s: await projection_source(s, pools[s]) for s in services}
     report = await measure_lag(pools, projections, ctx.kafka)
@@ -398,11 +435,15 @@ async def handle(ctx: OpsContext, args: argparse.Namespace) -> int:
         print(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
     else:
         print(render_table(report))
-    if args.max_lag is None:
+    if args.max_lag is None and args.max_stall is None:
         return EXIT_OK
     failed = []
-    if worst > args.max_lag:
+    if args.max_lag is not None and worst > args.max_lag:
         failed.append(f"最大滞后 {worst} > {args.max_lag} / lag above the threshold")
+    if args.max_stall is not None:
+        stalls = report.stalls(args.max_stall)
+        ctx.detail["stalled"] = len(stalls)
+        failed += [f"停滞 stalled: {stall}" for stall in stalls]
     if report.kafka.startswith("error"):
         failed.append("消费滞后未知 / consumer lag could not be measured")
     if any(s.error for s in report.services):
