@@ -1,4 +1,5 @@
-"""Writes the kustomize base (`deploy/k8s/base/`) from the tables below.
+"""Writes the kustomize base (`deploy/k8s/base/`) and the monitoring component
+(`deploy/k8s/components/monitoring/`) from the tables below.
 
 The base is plain YAML that kustomize and reviewers read; this script is the one place that says
 what each service gets, so the five services cannot drift apart. Run it after editing a table:
@@ -20,13 +21,26 @@ from typing import Any
 import yaml
 
 from contracts.registry import all_streams
+from eventkit.operations import discover, service_key
 
-BASE = Path(__file__).resolve().parent / "base"
+K8S = Path(__file__).resolve().parent
+BASE = K8S / "base"
+MONITORING = K8S / "components" / "monitoring"
+GENERATED = (BASE, MONITORING)
 PART_OF = "zikao"
 API_PORT = 8000
 WORKER_HEALTH_PORT = 8001  # the worker's /healthz and /metrics (eventkit.health)
 KAFKA_CLUSTER = "kafka"
-KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:9092"
+# The brokers' one client listener: TLS, each service authenticated by SCRAM-SHA-512 as its own
+# KafkaUser (Strimzi's user operator creates the user's Secret, named after it, key `password`),
+# with ACLs for exactly the topics it publishes and reads. The cluster CA's certificate is in the
+# Secret Strimzi creates, `<cluster>-cluster-ca-cert`, mounted at KAFKA_CA_DIR.
+KAFKA_PORT = 9093
+KAFKA_BOOTSTRAP = f"{KAFKA_CLUSTER}-kafka-bootstrap:{KAFKA_PORT}"
+KAFKA_CA_SECRET = f"{KAFKA_CLUSTER}-cluster-ca-cert"
+KAFKA_CA_DIR = "/etc/kafka-ca"
+KAFKA_SASL_MECHANISM = "SCRAM-SHA-512"
+KAFKA_POD_LABELS = {"strimzi.io/cluster": KAFKA_CLUSTER, "strimzi.io/kind": "Kafka"}
 KAFKA_VERSION = "4.1.1"  # the broker version the local stack runs (tools/devstack/kafka/pom.xml)
 POSTGRES_IMAGE = "ghcr.io/cloudnative-pg/postgresql:15.18-standard-bookworm"
 INGRESS_NAMESPACE = "ingress-nginx"
@@ -51,6 +65,10 @@ class Svc:
     worker_cpu: tuple[str, str]
     worker_mem: tuple[str, str]
     hpa_max: int
+    # Requests per second per API pod that the HPA's request-rate metric aims at (the monitoring
+    # component, components/monitoring), from a measured throughput; None: CPU only, because no
+    # throughput of this API has been measured (docs/benchmarks.md) to derive a target from.
+    rps_target: int | None = None
     calls: tuple[str, ...] = ()  # services whose API this one calls over HTTP
     public: bool = False  # reached from the ingress controller
     external_https: bool = False  # egress to the CHSI/NEEA providers
@@ -111,6 +129,7 @@ SERVICES: tuple[Svc, ...] = (
         ("100m", "500m"),
         ("192Mi", "384Mi"),
         hpa_max=20,
+        rps_target=5,  # 10.48 whole uploads/s per process on 2 CPUs (bench-media), halved
         calls=("identity",),
         s3=True,
         config={
@@ -132,6 +151,8 @@ SERVICES: tuple[Svc, ...] = (
         ("250m", "1"),
         ("256Mi", "512Mi"),
         hpa_max=20,
+        # 226.8 commands/s per process on 2 shared cores (bench-application); a pod has 0.5-1 CPU
+        rps_target=60,
         calls=("identity", "credential-verify", "media"),
         public=True,
         config={
@@ -152,6 +173,7 @@ SERVICES: tuple[Svc, ...] = (
         ("250m", "1"),
         ("256Mi", "512Mi"),
         hpa_max=6,
+        rps_target=25,  # one process renders a queue page in about 20 ms (bench-review), halved
         calls=("identity", "media"),
         public=True,
         config={
@@ -166,6 +188,13 @@ SERVICES: tuple[Svc, ...] = (
     ),
 )
 BY_NAME = {s.name: s for s in SERVICES}
+# The ops tool (tools/ops) as an image of its own with every service's package (its projections
+# come from their entry points): a CronJob that alerts on lag, and a toolbox for operators.
+OPS = "ops"
+OPS_IMAGE = "zikao/ops:0.1.0"
+OPS_LAG_SCHEDULE = "*/5 * * * *"
+OPS_MAX_LAG = 10_000  # events behind: about 10 s of the measured consumer rate at peak
+OPS_MAX_STALL = 600  # seconds a projection may stay behind without its checkpoint moving
 
 
 def labels(svc: str, component: str) -> dict[str, str]:
@@ -202,19 +231,46 @@ POD_SECURITY = {
 }
 
 
+def secret_env(var: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": var, "valueFrom": {"secretKeyRef": ref}}
+
+
+def kafka_client_config(prefix: str, user: str) -> dict[str, str]:
+    """How a client reaches the brokers (eventkit's EVENTKIT_KAFKA_*, the ops tool's OPS_KAFKA_*);
+    the password comes from the KafkaUser's Secret (`kafka_password_env`)."""
+    return {
+        f"{prefix}_KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP,
+        f"{prefix}_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        f"{prefix}_KAFKA_SASL_MECHANISM": KAFKA_SASL_MECHANISM,
+        f"{prefix}_KAFKA_USERNAME": user,
+        f"{prefix}_KAFKA_CA_FILE": f"{KAFKA_CA_DIR}/ca.crt",
+    }
+
+
+def kafka_password_env(prefix: str, user: str) -> dict[str, Any]:
+    # Strimzi's user operator writes the KafkaUser's generated password to a Secret of its name
+    return secret_env(f"{prefix}_KAFKA_PASSWORD", user, "password")
+
+
+KAFKA_CA_VOLUME = {
+    "name": "kafka-ca",
+    "secret": {"secretName": KAFKA_CA_SECRET, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+}
+KAFKA_CA_MOUNT = {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True}
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir
+
+
 def env_of(s: Svc) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        {
-            "name": "EVENTKIT_PG_DSN",
-            # CloudNativePG creates `<cluster>-app` with the application user's URI
-            "valueFrom": {"secretKeyRef": {"name": f"{pg_cluster(s.name)}-app", "key": "uri"}},
-        }
+        # CloudNativePG creates `<cluster>-app` with the application user's URI
+        secret_env("EVENTKIT_PG_DSN", f"{pg_cluster(s.name)}-app", "uri"),
+        kafka_password_env("EVENTKIT", s.name),
     ]
-    for var, secret, key, optional in s.secrets:
-        ref: dict[str, Any] = {"name": secret, "key": key}
-        if optional:
-            ref["optional"] = True
-        env.append({"name": var, "valueFrom": {"secretKeyRef": ref}})
+    env.extend(secret_env(*spec) for spec in s.secrets)
     return env
 
 
@@ -232,7 +288,7 @@ def container(s: Svc, component: str, command: list[str]) -> dict[str, Any]:
             "limits": {"cpu": cpu[1], "memory": mem[1]},
         },
         "securityContext": CONTAINER_SECURITY,
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
+        "volumeMounts": [TMP_MOUNT, KAFKA_CA_MOUNT],
     }
     port = "http" if component == "api" else "health"
 
@@ -253,6 +309,8 @@ def container(s: Svc, component: str, command: list[str]) -> dict[str, Any]:
             *c["env"],
             {"name": "EVENTKIT_HEALTH_PORT", "value": str(WORKER_HEALTH_PORT)},
             {"name": "EVENTKIT_HEALTH_DOWN_AFTER", "value": "120"},
+            # a relay, consumer or sweep whose loop stops turning is restarted in the process
+            {"name": "EVENTKIT_HEALTH_STALL_AFTER", "value": "300"},
         ]
         c["startupProbe"] = probe("/healthz", periodSeconds=5, failureThreshold=60)
         c["livenessProbe"] = probe("/healthz", periodSeconds=20, failureThreshold=3)
@@ -266,7 +324,7 @@ def pod_spec(s: Svc, component: str, command: list[str], **extra: Any) -> dict[s
         "enableServiceLinks": False,
         "securityContext": POD_SECURITY,
         "containers": [container(s, component, command)],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        "volumes": [TMP_VOLUME, KAFKA_CA_VOLUME],
         **extra,
     }
     return spec
@@ -335,7 +393,7 @@ def service_docs(s: Svc) -> list[dict[str, Any]]:
     worker_cmd = ["python", "-m", f"{s.package}.entrypoints.worker"]
     config = {
         "EVENTKIT_SERVICE_NAME": s.name,
-        "EVENTKIT_KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP,
+        **kafka_client_config("EVENTKIT", s.name),
         "EVENTKIT_TOPIC_PARTITIONS": str(HIGH_VOLUME_PARTITIONS),
         "EVENTKIT_TOPIC_REPLICATION": "3",
         "EVENTKIT_PG_POOL_MAX": "10",
@@ -469,17 +527,8 @@ def network_policies(s: Svc) -> list[dict[str, Any]]:
             "ports": tcp(5432),
         },
         {
-            "to": [
-                {
-                    "podSelector": {
-                        "matchLabels": {
-                            "strimzi.io/cluster": KAFKA_CLUSTER,
-                            "strimzi.io/kind": "Kafka",
-                        }
-                    }
-                }
-            ],
-            "ports": tcp(9092),
+            "to": [{"podSelector": {"matchLabels": KAFKA_POD_LABELS}}],
+            "ports": tcp(KAFKA_PORT),
         },
     ]
     for c in s.calls:
@@ -505,8 +554,152 @@ def network_policies(s: Svc) -> list[dict[str, Any]]:
         {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
+            "metadata": meta(f"{s.name}-worker-ingress", s.name, "network"),
+            "spec": {
+                "podSelector": {"matchLabels": labels(s.name, "worker")},
+                "policyTypes": ["Ingress"],
+                # Prometheus scrapes the worker's /metrics; nothing else calls a worker
+                "ingress": [
+                    {
+                        "from": [ns_selector(MONITORING_NAMESPACE)],
+                        "ports": tcp(WORKER_HEALTH_PORT),
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
             "metadata": meta(f"{s.name}-egress", s.name, "network"),
             "spec": {"podSelector": name_sel, "policyTypes": ["Egress"], "egress": egress},
+        },
+    ]
+
+
+def ops_docs() -> list[dict[str, Any]]:
+    """The ops tool in the cluster: `ops lag` every few minutes as a CronJob (a failed Job is the
+    alert: kube-state-metrics' `kube_job_status_failed`), and `ops-toolbox`, scaled to zero until an
+    operator needs it (`kubectl scale deploy/ops-toolbox --replicas=1`, then `kubectl exec`)."""
+    env: list[dict[str, Any]] = [
+        secret_env(f"OPS_PG_DSN_{service_key(s.name).upper()}", f"{pg_cluster(s.name)}-app", "uri")
+        for s in SERVICES
+    ]
+    env.append(kafka_password_env("OPS", OPS))
+    config = {**kafka_client_config("OPS", OPS), "TZ": "Asia/Shanghai"}
+
+    def ops_container(name: str, command: list[str]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "image": OPS_IMAGE,
+            "imagePullPolicy": "IfNotPresent",
+            "command": command,
+            "envFrom": [{"configMapRef": {"name": f"{OPS}-config"}}],
+            "env": env,
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "256Mi"},
+                "limits": {"cpu": "1", "memory": "1Gi"},  # a rebuild holds a batch in memory
+            },
+            "securityContext": CONTAINER_SECURITY,
+            "volumeMounts": [TMP_MOUNT, KAFKA_CA_MOUNT],
+        }
+
+    def ops_pod(name: str, command: list[str], **extra: Any) -> dict[str, Any]:
+        return {
+            "serviceAccountName": OPS,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": POD_SECURITY,
+            "containers": [ops_container(name, command)],
+            "volumes": [TMP_VOLUME, KAFKA_CA_VOLUME],
+            **extra,
+        }
+
+    lag_command = [
+        "ops",
+        "--operator",
+        "cronjob/ops-lag",
+        "lag",
+        "--max-lag",
+        str(OPS_MAX_LAG),
+        "--max-stall",
+        str(OPS_MAX_STALL),
+        "--json",
+    ]
+    egress = [
+        {
+            "to": [
+                {"podSelector": {"matchLabels": {"cnpg.io/cluster": pg_cluster(s.name)}}}
+                for s in SERVICES
+            ],
+            "ports": tcp(5432),
+        },
+        {
+            "to": [{"podSelector": {"matchLabels": KAFKA_POD_LABELS}}],
+            "ports": tcp(KAFKA_PORT),
+        },
+    ]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(OPS, OPS, "service-account"),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta(f"{OPS}-config", OPS, "config"),
+            "data": dict(sorted(config.items())),
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": meta(f"{OPS}-lag", OPS, OPS),
+            "spec": {
+                "schedule": OPS_LAG_SCHEDULE,
+                "timeZone": "Asia/Shanghai",
+                "concurrencyPolicy": "Forbid",
+                "startingDeadlineSeconds": 120,
+                "successfulJobsHistoryLimit": 3,
+                "failedJobsHistoryLimit": 5,
+                "jobTemplate": {
+                    "metadata": {"labels": labels(OPS, OPS)},
+                    "spec": {
+                        "backoffLimit": 0,
+                        "activeDeadlineSeconds": 240,
+                        "template": {
+                            "metadata": {"labels": labels(OPS, OPS)},
+                            "spec": ops_pod("lag", lag_command, restartPolicy="Never"),
+                        },
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta(f"{OPS}-toolbox", OPS, OPS),
+            "spec": {
+                "replicas": 0,
+                "revisionHistoryLimit": 2,
+                "selector": {"matchLabels": labels(OPS, "toolbox")},
+                "template": {
+                    "metadata": {"labels": labels(OPS, "toolbox")},
+                    "spec": ops_pod(
+                        "toolbox", ["sleep", "infinity"], terminationGracePeriodSeconds=5
+                    ),
+                },
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta(f"{OPS}-egress", OPS, "network"),
+            "spec": {
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": OPS}},
+                "policyTypes": ["Egress"],
+                "egress": egress,
+            },
         },
     ]
 
@@ -573,7 +766,7 @@ def platform_policies() -> list[dict[str, Any]]:
                 "podSelector": kafka_pods["podSelector"],
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [
-                    {"from": [zikao_pods], "ports": tcp(9092)},
+                    {"from": [zikao_pods], "ports": tcp(KAFKA_PORT)},
                     {"from": [kafka_pods]},  # brokers, controllers, entity operator
                     {"from": [ns_selector("strimzi")]},  # the cluster operator
                     {"from": [ns_selector(MONITORING_NAMESPACE)], "ports": tcp(9404)},
@@ -695,9 +888,17 @@ def kafka_docs() -> list[dict[str, Any]]:
             "kafka": {
                 "version": KAFKA_VERSION,
                 "listeners": [
-                    # eventkit's clients speak PLAINTEXT; the NetworkPolicies restrict who connects
-                    {"name": "plain", "port": 9092, "type": "internal", "tls": False}
+                    # the only client listener: TLS, and every client logs in as its KafkaUser
+                    {
+                        "name": "tls",
+                        "port": KAFKA_PORT,
+                        "type": "internal",
+                        "tls": True,
+                        "authentication": {"type": "scram-sha-512"},
+                    }
                 ],
+                # each KafkaUser's ACLs say what it may read and write; nothing else is allowed
+                "authorization": {"type": "simple"},
                 "config": {
                     "default.replication.factor": 3,
                     "min.insync.replicas": 2,
@@ -739,7 +940,65 @@ def kafka_docs() -> list[dict[str, Any]]:
                 },
             }
         )
-    return [kafka, pool, *topics]
+    return [kafka, pool, *topics, *kafka_users()]
+
+
+def acl(kind: str, name: str, *operations: str) -> dict[str, Any]:
+    return {
+        "resource": {"type": kind, "name": name, "patternType": "literal"},
+        "operations": list(operations),
+        "host": "*",
+    }
+
+
+def kafka_access(svc: str) -> tuple[list[str], list[str], list[str]]:
+    """What a service does on Kafka: the topics it publishes (its own streams, from `contracts`),
+    the topics it reads and its consumer groups (its projections, from `eventkit.operations`)."""
+    writes = sorted({st.topic for st in all_streams() if st.service == svc})
+    offer = discover().get(service_key(svc))
+    specs = offer.described() if offer is not None else ()
+    reads = sorted({t for spec in specs for t in spec.projection.topics})
+    groups = sorted(spec.consumer for spec in specs)
+    return writes, reads, groups
+
+
+def kafka_user(name: str, acls: list[dict[str, Any]]) -> dict[str, Any]:
+    # platform (no component label): it is applied with the Kafka cluster, before any pod that
+    # needs the Secret the user operator writes
+    return {
+        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "kind": "KafkaUser",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/name": name,
+                "app.kubernetes.io/part-of": PART_OF,
+                "strimzi.io/cluster": KAFKA_CLUSTER,
+            },
+        },
+        "spec": {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": acls},
+        },
+    }
+
+
+def kafka_users() -> list[dict[str, Any]]:
+    """One KafkaUser per service with the least its relay and consumers need: Write on its own
+    topics (idempotent producers need no more since Kafka 3.0), Read on the topics and groups of
+    its projections, Describe on both (metadata, offsets). Topics are created by the KafkaTopics,
+    never by a service, so no one may Create. The ops tool reads every topic, in no group."""
+    users = []
+    for s in SERVICES:
+        writes, reads, groups = kafka_access(s.name)
+        acls = [acl("topic", t, "Describe", "Write") for t in writes if t not in reads]
+        acls += [
+            acl("topic", t, "Describe", "Read", *(["Write"] if t in writes else [])) for t in reads
+        ]
+        acls += [acl("group", g, "Read") for g in groups]
+        users.append(kafka_user(s.name, acls))
+    users.append(kafka_user(OPS, [acl("topic", "*", "Describe", "Read")]))
+    return users
 
 
 def postgres_docs() -> list[dict[str, Any]]:
@@ -806,34 +1065,150 @@ def postgres_docs() -> list[dict[str, Any]]:
     return docs
 
 
+# --- monitoring: scraping, and the request-rate metric of the HPAs ----------------------------
+
+# The Pods metric prometheus-adapter derives from the APIs' own request histogram (servicekit's
+# `http_request_duration_seconds`, label `route`), probes and scrapes left out.
+REQUEST_RATE_METRIC = "http_requests_per_second"
+REQUEST_SERIES = "http_request_duration_seconds_count"
+NOT_TRAFFIC = "/healthz|/readyz|/metrics"
+
+
+def pod_monitors() -> list[dict[str, Any]]:
+    def monitor(component: str, port: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": {
+                "name": f"zikao-{component}s",
+                "labels": {
+                    "app.kubernetes.io/part-of": PART_OF,
+                    "app.kubernetes.io/component": "monitoring",
+                },
+            },
+            "spec": {
+                "selector": {
+                    "matchLabels": {
+                        "app.kubernetes.io/part-of": PART_OF,
+                        "app.kubernetes.io/component": component,
+                    }
+                },
+                "podMetricsEndpoints": [{"port": port, "path": "/metrics", "interval": "15s"}],
+            },
+        }
+
+    return [monitor("api", "http"), monitor("worker", "health")]
+
+
+def monitoring_component() -> dict[str, Any]:
+    """A kustomize Component (the prod overlay includes it): the PodMonitors, and a second HPA
+    metric, requests per second per pod, on each API with a measured target."""
+    patches = []
+    for s in SERVICES:
+        if s.rps_target is None:
+            continue
+        metric = {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": REQUEST_RATE_METRIC},
+                "target": {"type": "AverageValue", "averageValue": str(s.rps_target)},
+            },
+        }
+        patches.append(
+            {
+                "target": {"kind": "HorizontalPodAutoscaler", "name": f"{s.name}-api"},
+                "patch": yaml.safe_dump(
+                    [{"op": "add", "path": "/spec/metrics/-", "value": metric}],
+                    sort_keys=False,
+                    width=100,
+                ),
+            }
+        )
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": ["pod-monitors.yaml"],
+        "patches": patches,
+    }
+
+
+def adapter_values() -> dict[str, Any]:
+    """prometheus-adapter's Helm values: the rule that makes REQUEST_RATE_METRIC a Pods metric."""
+    return {
+        "rules": {
+            "default": False,
+            "custom": [
+                {
+                    "seriesQuery": f'{REQUEST_SERIES}{{namespace!="",pod!=""}}',
+                    "resources": {
+                        "overrides": {
+                            "namespace": {"resource": "namespace"},
+                            "pod": {"resource": "pod"},
+                        }
+                    },
+                    "name": {"matches": f"^{REQUEST_SERIES}$", "as": REQUEST_RATE_METRIC},
+                    "metricsQuery": (
+                        f'sum(rate(<<.Series>>{{<<.LabelMatchers>>,route!~"{NOT_TRAFFIC}"}}[2m]))'
+                        " by (<<.GroupBy>>)"
+                    ),
+                }
+            ],
+        }
+    }
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 HEADER = "# Generated by deploy/k8s/generate.py from its tables: edit those, then run it.\n"
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (kustomize's inline patches) as literal blocks, as people write them."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def to_yaml(doc: dict[str, Any]) -> str:
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
 def dump(docs: list[dict[str, Any]]) -> str:
-    body = "---\n".join(
-        yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=100) for d in docs
-    )
-    return HEADER + body
+    return HEADER + "---\n".join(to_yaml(d) for d in docs)
 
 
-def files() -> dict[str, str]:
-    out = {
+def files() -> dict[Path, str]:
+    """Every generated file by its path."""
+    base = {
         "platform/network-policies.yaml": dump(platform_policies()),
         "platform/ingress.yaml": dump(ingresses()),
         "platform/kafka.yaml": dump(kafka_docs()),
         "platform/postgres.yaml": dump(postgres_docs()),
+        "ops/ops.yaml": dump(ops_docs()),
     }
     for s in SERVICES:
-        out[f"services/{s.name}.yaml"] = dump(service_docs(s))
+        base[f"services/{s.name}.yaml"] = dump(service_docs(s))
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "labels": [{"pairs": {"app.kubernetes.io/managed-by": "kustomize"}}],
-        "resources": sorted(out),
+        "resources": sorted(base),
     }
-    out["kustomization.yaml"] = HEADER + yaml.safe_dump(kustomization, sort_keys=False)
+    base["kustomization.yaml"] = HEADER + to_yaml(kustomization)
+    out = {BASE / rel: text for rel, text in base.items()}
+    out[MONITORING / "kustomization.yaml"] = HEADER + to_yaml(monitoring_component())
+    out[MONITORING / "pod-monitors.yaml"] = dump(pod_monitors())
+    out[MONITORING / "prometheus-adapter-values.yaml"] = (
+        HEADER
+        + "# Helm values for prometheus-community/prometheus-adapter (installed by the platform\n"
+        + "# team): the rule behind the HPAs' request-rate metric. Not a Kubernetes resource.\n"
+        + to_yaml(adapter_values())
+    )
     return out
 
 
@@ -842,34 +1217,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when the base is stale")
     args = parser.parse_args(argv)
     wanted = files()
-    stale = [
-        rel
-        for rel, text in wanted.items()
-        if not (BASE / rel).is_file() or (BASE / rel).read_text() != text
-    ]
-    extra = (
-        sorted(
-            str(p.relative_to(BASE))
-            for p in BASE.rglob("*.yaml")
-            if str(p.relative_to(BASE)) not in wanted
-        )
-        if BASE.is_dir()
-        else []
+    stale = [p for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
+    extra = sorted(
+        p for root in GENERATED if root.is_dir() for p in root.rglob("*.yaml") if p not in wanted
     )
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(K8S.parent.parent))
+
     if args.check:
-        for rel in stale:
-            print(f"stale: deploy/k8s/base/{rel}", file=sys.stderr)
-        for rel in extra:
-            print(f"not generated: deploy/k8s/base/{rel}", file=sys.stderr)
+        for path in stale:
+            print(f"stale: {shown(path)}", file=sys.stderr)
+        for path in extra:
+            print(f"not generated: {shown(path)}", file=sys.stderr)
         return 1 if stale or extra else 0
-    for rel in stale:
-        path = BASE / rel
+    for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(wanted[rel])
-        print(f"wrote deploy/k8s/base/{rel}")
-    for rel in extra:
-        (BASE / rel).unlink()
-        print(f"removed deploy/k8s/base/{rel}")
+        path.write_text(wanted[path])
+        print(f"wrote {shown(path)}")
+    for path in extra:
+        path.unlink()
+        print(f"removed {shown(path)}")
     return 0
 
 

@@ -105,6 +105,8 @@ def test_installs_the_one_service_from_the_lock_without_dev_dependencies() -> No
     (sync,) = runs
     for flag in ("--frozen", "--no-dev", "--no-editable", '--package "${SERVICE}-service"'):
         assert flag in sync
+    # the ops image: the ops tool and, for their projections' entry points, every service
+    assert "--package ops --extra services" in sync
     assert "COPY pyproject.toml uv.lock ./" in TEXT
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
     members = {p["name"] for p in lock["package"] if p.get("source", {}).get("editable")}

@@ -12,6 +12,7 @@ one the checks fail (never skip) and say how to get one.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.util
 import ipaddress
@@ -20,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +29,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.registry import all_streams
 from devstack.config import default_cache_dir
@@ -106,12 +109,21 @@ def by_name(docs: Docs, kind: str) -> dict[str, dict[str, Any]]:
 
 
 def pod_templates(docs: Docs) -> list[tuple[str, dict[str, Any]]]:
-    """(`Kind/name`, pod spec) of every Deployment and Job."""
-    return [
+    """(`Kind/name`, pod spec) of every Deployment, Job and CronJob."""
+    found = [
         (f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"]["spec"])
         for d in docs
         if d["kind"] in ("Deployment", "Job", "StatefulSet", "DaemonSet")
     ]
+    found += [
+        (f"CronJob/{d['metadata']['name']}", d["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+        for d in of_kind(docs, "CronJob")
+    ]
+    return found
+
+
+def is_ops(d: dict[str, Any]) -> bool:
+    return bool(d["metadata"]["labels"]["app.kubernetes.io/name"] == GENERATE.OPS)
 
 
 GENERATE = load_module("deploy_k8s_generate", K8S / "generate.py")
@@ -123,12 +135,15 @@ OPERATOR_KINDS = {
     ("kafka.strimzi.io/v1beta2", "Kafka"),
     ("kafka.strimzi.io/v1beta2", "KafkaNodePool"),
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"),
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("postgresql.cnpg.io/v1", "ScheduledBackup"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
 }
 DNS_1123_SUBDOMAIN = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
+DSN_VARIABLE = re.compile(r"^(EVENTKIT_PG_DSN|OPS_PG_DSN_\w+)$")
 QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 
 
@@ -254,6 +269,21 @@ def test_every_image_is_pinned_never_latest(docs: Docs) -> None:
     assert not _pinned("zikao/identity:latest") and not _pinned("zikao/identity")
 
 
+def test_every_image_of_ours_comes_from_the_overlays_registry(docs: Docs, overlay: str) -> None:
+    ours = [
+        (where, c["image"])
+        for where, spec in pod_templates(docs)
+        for c in spec["containers"]
+        if "cloudnative-pg" not in c["image"]
+    ]
+    registry = f"registry.zikao.example.invalid/{'zikao' if overlay == 'prod' else 'zikao-dev'}/"
+    assert {image.split(":")[0].removeprefix(registry) for _, image in ours} == {
+        *SERVICES,
+        GENERATE.OPS,
+    }
+    assert all(image.startswith(registry) for _, image in ours), ours
+
+
 def test_secrets_only_by_reference(docs: Docs) -> None:
     secretish = re.compile(r"(KEY|SECRET|PASSWORD|DSN|TOKEN)(S)?$")
     for where, spec in pod_templates(docs):
@@ -267,12 +297,18 @@ def test_secrets_only_by_reference(docs: Docs) -> None:
 
 
 def _secret_refs(docs: Docs) -> set[str]:
-    return {
+    refs = {
         e["valueFrom"]["secretKeyRef"]["name"]
         for _, spec in pod_templates(docs)
         for c in spec["containers"]
         for e in c.get("env", [])
         if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    return refs | {
+        v["secret"]["secretName"]
+        for _, spec in pod_templates(docs)
+        for v in spec.get("volumes", [])
+        if "secret" in v
     }
 
 
@@ -293,10 +329,18 @@ def test_the_database_secret_is_the_one_cloudnativepg_creates(docs: Docs) -> Non
     clusters = by_name(docs, "Cluster")
     for where, spec in pod_templates(docs):
         for c in spec["containers"]:
-            dsn = next(e for e in c["env"] if e["name"] == "EVENTKIT_PG_DSN")
-            ref = dsn["valueFrom"]["secretKeyRef"]
-            assert ref["key"] == "uri", where
-            assert ref["name"].removesuffix("-app") in clusters, where
+            dsns = [e for e in c["env"] if DSN_VARIABLE.match(e["name"])]
+            if where.endswith(("/ops-lag", "/ops-toolbox")):
+                # the ops tool opens every service's database, each by its own variable
+                assert {e["name"] for e in dsns} == {
+                    f"OPS_PG_DSN_{n.replace('-', '_').upper()}" for n in SERVICES
+                }, where
+            else:
+                assert [e["name"] for e in dsns] == ["EVENTKIT_PG_DSN"], where
+            for dsn in dsns:
+                ref = dsn["valueFrom"]["secretKeyRef"]
+                assert ref["key"] == "uri", where
+                assert ref["name"].removesuffix("-app") in clusters, where
 
 
 def test_commands_name_real_modules(docs: Docs) -> None:
@@ -304,6 +348,12 @@ def test_commands_name_real_modules(docs: Docs) -> None:
         cmd = spec["containers"][0]["command"]
         if cmd[0] == "uvicorn":
             module = cmd[1].split(":")[0]
+        elif cmd[0] == "ops":  # the ops tool's console script, and the toolbox's idle process
+            (script,) = entry_points(group="console_scripts", name="ops")
+            module = script.value.split(":")[0]
+        elif cmd == ["sleep", "infinity"]:
+            assert where == "Deployment/ops-toolbox", where
+            continue
         elif cmd[:2] == ["python", "-m"]:
             module = cmd[2]
         else:
@@ -328,6 +378,9 @@ def test_each_service_has_api_worker_service_account_config_and_migration(docs: 
 def test_every_deployment_has_probes_on_the_real_endpoints(docs: Docs) -> None:
     for d in of_kind(docs, "Deployment"):
         c = d["spec"]["template"]["spec"]["containers"][0]
+        if is_ops(d):  # an idle shell for operators, scaled to zero: nothing to probe
+            assert d["spec"]["replicas"] == 0 and c["command"] == ["sleep", "infinity"]
+            continue
         if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker":
             # the worker's own endpoint (eventkit.health), switched on by its port variable
             ports = {p["name"]: p["containerPort"] for p in c["ports"]}
@@ -354,6 +407,8 @@ def test_every_deployment_has_probes_on_the_real_endpoints(docs: Docs) -> None:
 
 def test_topology_spread_on_every_deployment(docs: Docs) -> None:
     for d in of_kind(docs, "Deployment"):
+        if is_ops(d):
+            continue  # zero or one operator's pod
         constraints = d["spec"]["template"]["spec"]["topologySpreadConstraints"]
         keys = {c["topologyKey"] for c in constraints}
         assert {"topology.kubernetes.io/zone", "kubernetes.io/hostname"} <= keys
@@ -367,7 +422,7 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def test_hpa_per_api_and_pdb_per_api_and_worker(docs: Docs, overlay: str) -> None:
-    deployments = by_name(docs, "Deployment")
+    deployments = {n: d for n, d in by_name(docs, "Deployment").items() if not is_ops(d)}
     hpas = of_kind(docs, "HorizontalPodAutoscaler")
     assert {h["spec"]["scaleTargetRef"]["name"] for h in hpas} == {f"{n}-api" for n in SERVICES}
     for h in hpas:
@@ -447,7 +502,8 @@ def test_only_the_paths_the_architecture_needs(docs: Docs) -> None:
         rules = nps[f"{name}-egress"]["spec"]["egress"]
         pg = [r for r in rules if r["ports"] == [{"protocol": "TCP", "port": 5432}]]
         assert pg[0]["to"][0]["podSelector"]["matchLabels"] == {"cnpg.io/cluster": f"pg-{name}"}
-        assert any(r["ports"] == [{"protocol": "TCP", "port": 9092}] for r in rules)
+        kafka = [r for r in rules if r["ports"] == [{"protocol": "TCP", "port": 9093}]]
+        assert kafka[0]["to"] == [{"podSelector": {"matchLabels": GENERATE.KAFKA_POD_LABELS}}]
         for rule in rules:
             for peer in rule["to"]:
                 block = peer.get("ipBlock")
@@ -530,6 +586,89 @@ def test_every_declared_topic_has_its_kafka_topic(docs: Docs, overlay: str) -> N
             assert spec["partitions"] >= 3
 
 
+def test_brokers_take_only_tls_clients_that_log_in(docs: Docs) -> None:
+    (kafka,) = of_kind(docs, "Kafka")
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True and listener["port"] == GENERATE.KAFKA_PORT
+    assert listener["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    assert "userOperator" in kafka["spec"]["entityOperator"]
+
+
+def _env(c: dict[str, Any], configmaps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A container's environment: its ConfigMaps' values, then its own entries (raw)."""
+    env: dict[str, Any] = {}
+    for source in c.get("envFrom", []):
+        env.update(configmaps[source["configMapRef"]["name"]]["data"])
+    env.update({e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])})
+    return env
+
+
+def test_every_kafka_client_logs_in_as_its_own_user_over_tls(docs: Docs) -> None:
+    configmaps = by_name(docs, "ConfigMap")
+    users = by_name(docs, "KafkaUser")
+    clients = set()
+    for where, spec in pod_templates(docs):
+        (c,) = spec["containers"]
+        env = _env(c, configmaps)
+        prefix = "OPS" if "OPS_KAFKA_BOOTSTRAP" in env else "EVENTKIT"
+        if where.startswith("Job/"):
+            continue  # migrations touch PostgreSQL only (they share the service's ConfigMap)
+        user = env[f"{prefix}_KAFKA_USERNAME"]
+        clients.add(user)
+        assert env[f"{prefix}_KAFKA_BOOTSTRAP"].endswith(f":{GENERATE.KAFKA_PORT}"), where
+        assert env[f"{prefix}_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", where
+        assert env[f"{prefix}_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", where
+        # the password is the one Strimzi's user operator writes for that user
+        assert env[f"{prefix}_KAFKA_PASSWORD"] == {
+            "secretKeyRef": {"name": user, "key": "password"}
+        }, where
+        assert user in users, where
+        assert users[user]["metadata"]["labels"]["strimzi.io/cluster"] == "kafka"
+        # the CA file is the cluster CA certificate Strimzi publishes
+        ca_dir, ca_name = env[f"{prefix}_KAFKA_CA_FILE"].rsplit("/", 1)
+        (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == ca_dir]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"]["secretName"] == "kafka-cluster-ca-cert", where
+        assert volume["secret"]["items"] == [{"key": "ca.crt", "path": ca_name}], where
+    assert clients == {*SERVICES, GENERATE.OPS} == set(users)
+
+
+def _grants(user: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (a["resource"]["type"], a["resource"]["name"], op)
+        for a in user["spec"]["authorization"]["acls"]
+        for op in a["operations"]
+    }
+
+
+def test_each_user_may_do_what_its_code_does_and_no_more(docs: Docs) -> None:
+    from eventkit.operations import discover, service_key
+
+    users = by_name(docs, "KafkaUser")
+    owners = {stream.topic: stream.service for stream in all_streams()}
+    offers = discover()
+    for name in SERVICES:
+        grants = _grants(users[name])
+        for a in users[name]["spec"]["authorization"]["acls"]:
+            assert a["resource"]["patternType"] == "literal" and a["resource"]["name"] != "*"
+        # it publishes its own streams' topics, and no other topic
+        written = {r for kind, r, op in grants if kind == "topic" and op == "Write"}
+        assert written == {t for t, owner in owners.items() if owner == name}, name
+        # it reads what its projections read, in their consumer groups
+        specs = offers[service_key(name)].described()
+        for spec in specs:
+            for topic in spec.projection.topics:
+                assert {("topic", topic, "Read"), ("topic", topic, "Describe")} <= grants
+            assert ("group", spec.consumer, "Read") in grants
+        read = {r for kind, r, op in grants if kind == "topic" and op == "Read"}
+        assert read == {t for spec in specs for t in spec.projection.topics}, name
+        # nobody creates, deletes or reconfigures: the KafkaTopics own the topics
+        assert {op for _, _, op in grants} <= {"Describe", "Read", "Write"}
+        assert {kind for kind, _, _ in grants} <= {"topic", "group"}
+    assert _grants(users[GENERATE.OPS]) == {("topic", "*", "Describe"), ("topic", "*", "Read")}
+
+
 def test_workers_cannot_outnumber_partitions(docs: Docs) -> None:
     smallest = min(
         t["spec"]["partitions"]
@@ -578,3 +717,178 @@ def test_migration_jobs_run_each_services_preparation() -> None:
         assert SERVICES[name].package == package
         assert callable(migrate.preparer(name))
     assert migrate.main(["nope"]) == 2
+
+
+# --- monitoring and request-rate autoscaling -----------------------------------------------------
+
+
+def test_request_rate_autoscaling_in_prod_only_and_where_measured(docs: Docs, overlay: str) -> None:
+    for h in of_kind(docs, "HorizontalPodAutoscaler"):
+        name = h["spec"]["scaleTargetRef"]["name"].removesuffix("-api")
+        pods = [m for m in h["spec"]["metrics"] if m["type"] == "Pods"]
+        target = SERVICES[name].rps_target
+        if overlay == "dev" or target is None:
+            # without the adapter an HPA cannot compute the metric and stops scaling down
+            assert not pods, name
+            continue
+        assert pods == [
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": GENERATE.REQUEST_RATE_METRIC},
+                    "target": {"type": "AverageValue", "averageValue": str(target)},
+                },
+            }
+        ], name
+    assert bool(of_kind(docs, "PodMonitor")) == (overlay == "prod")
+
+
+def test_the_adapter_rule_makes_the_metric_from_the_series_the_apis_export() -> None:
+    values = yaml.safe_load(
+        (K8S / "components" / "monitoring" / "prometheus-adapter-values.yaml").read_text()
+    )
+    (rule,) = values["rules"]["custom"]
+    assert rule["name"]["as"] == GENERATE.REQUEST_RATE_METRIC
+    series = rule["seriesQuery"].split("{")[0]
+    assert re.fullmatch(rule["name"]["matches"], series)
+    assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}
+    # the series is what an API really exposes, and the probes' own requests are left out
+    exposition = asyncio.run(_exposition_after_traffic())
+    routes = {
+        sample.labels["route"]
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == series
+    }
+    assert {"/things/{thing_id}", "/healthz"} <= routes
+    excluded = re.search(r'route!~"([^"]+)"', rule["metricsQuery"])
+    assert excluded is not None
+    for probe in ("/healthz", "/readyz", "/metrics"):
+        assert re.fullmatch(excluded.group(1), probe)
+    assert not re.fullmatch(excluded.group(1), "/things/{thing_id}")
+
+
+async def _exposition_after_traffic() -> str:
+    """A servicekit app serves one request of its own and a probe, then its /metrics."""
+    import httpx
+
+    from servicekit.app import create_app
+
+    app = create_app(title="probe", version="0")
+
+    @app.get("/things/{thing_id}")
+    async def thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        assert (await client.get("/things/7")).status_code == 200
+        assert (await client.get("/healthz")).status_code == 200
+        return (await client.get("/metrics")).text
+
+
+def test_pod_monitors_scrape_ports_the_pods_have_and_the_network_allows(
+    docs: Docs, overlay: str
+) -> None:
+    if overlay != "prod":
+        return
+    nps = _policies(docs)
+    pods = [d for d in of_kind(docs, "Deployment") if not is_ops(d)]
+    for monitor in of_kind(docs, "PodMonitor"):
+        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+        assert endpoint["path"] == "/metrics"
+        selected = [
+            d
+            for d in pods
+            if _selects(monitor["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert len(selected) == len(SERVICES), monitor["metadata"]["name"]
+        for d in selected:
+            template = d["spec"]["template"]
+            (container,) = template["spec"]["containers"]
+            port = {p["name"]: p["containerPort"] for p in container["ports"]}[endpoint["port"]]
+            allowed = [
+                np
+                for np in nps.values()
+                if "Ingress" in np["spec"]["policyTypes"]
+                and _selects(np["spec"]["podSelector"], template["metadata"]["labels"])
+                and any(
+                    {"protocol": "TCP", "port": port} in rule.get("ports", [])
+                    and any(
+                        peer.get("namespaceSelector", {})
+                        .get("matchLabels", {})
+                        .get("kubernetes.io/metadata.name")
+                        == GENERATE.MONITORING_NAMESPACE
+                        for peer in rule["from"]
+                    )
+                    for rule in np["spec"].get("ingress", [])
+                )
+            ]
+            assert allowed, f"{d['metadata']['name']}:{port} unreachable for Prometheus"
+
+
+# --- the rollout in docs/operations.md ------------------------------------------------------------
+
+
+def _matches(selector: str, labels: dict[str, str]) -> bool:
+    """A kubectl label selector (`k=v`, `k!=v`, `!k`, `k`, `k in (..)`, `k notin (..)`)."""
+    terms = re.findall(r"[^,(]+(?:\([^)]*\))?", selector)
+    for raw in terms:
+        term = raw.strip()
+        if m := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", term):
+            values = {v.strip() for v in m.group(3).split(",")}
+            inside = labels.get(m.group(1)) in values
+            if inside != (m.group(2) == "in"):
+                return False
+        elif m := re.fullmatch(r"([\w./-]+)\s*(!=|==|=)\s*([\w.-]*)", term):
+            equal = labels.get(m.group(1)) == m.group(3)
+            if equal != (m.group(2) != "!="):
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def test_the_selector_reader_reads_selectors() -> None:
+    labels = {"app.kubernetes.io/part-of": "zikao", "app.kubernetes.io/component": "api"}
+    assert _matches("app.kubernetes.io/component in (api,ingress)", labels)
+    assert not _matches("app.kubernetes.io/component in (worker)", labels)
+    assert _matches("app.kubernetes.io/part-of=zikao,app.kubernetes.io/component", labels)
+    assert not _matches("app.kubernetes.io/part-of=zikao,!app.kubernetes.io/component", labels)
+    assert _matches("app.kubernetes.io/component!=worker", labels)
+
+
+def test_the_documented_rollout_applies_every_object_exactly_once(docs: Docs) -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    rollout = text[text.index("## Rollout") :].split("```bash", 1)[1].split("```", 1)[0]
+    selectors = [
+        m.group(1) or m.group(2)
+        for m in re.finditer(r"apply -f /tmp/zikao\.yaml -l (?:'([^']+)'|(\S+))", rollout)
+    ]
+    assert len(selectors) >= 5
+    for d in docs:
+        labels = d["metadata"].get("labels", {})
+        steps = [s for s in selectors if _matches(s, labels)]
+        assert len(steps) == 1, f"{d['kind']}/{d['metadata']['name']} applied by {steps}"
+
+
+def test_the_ops_cronjob_runs_a_real_ops_command_that_can_alert(docs: Docs) -> None:
+    from ops.cli import build_parser
+
+    cron = by_name(docs, "CronJob")["ops-lag"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0  # a failed run is the alert, not something to retry
+    (container,) = job["template"]["spec"]["containers"]
+    command = container["command"]
+    assert command[0] == "ops"
+    args = build_parser().parse_args(command[1:])
+    assert args.command == "lag" and args.operator == "cronjob/ops-lag"
+    assert (args.max_lag, args.max_stall) == (GENERATE.OPS_MAX_LAG, GENERATE.OPS_MAX_STALL)
+    # it must outlast neither its schedule nor the stall it looks for
+    assert job["activeDeadlineSeconds"] < 5 * 60 < GENERATE.OPS_MAX_STALL
+    toolbox = by_name(docs, "Deployment")["ops-toolbox"]
+    assert toolbox["spec"]["replicas"] == 0
