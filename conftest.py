@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -16,6 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from devstack import Endpoints, Stack, StackConfig, browser
 from devstack.testing import create_database, drop_database
 from eventkit.db import create_pool
+from eventkit.kafka import KafkaConnection
 from eventkit.migrations import migrate
 
 
@@ -30,6 +32,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         yield stack.start()
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def secured_kafka(stack: Endpoints) -> KafkaConnection:
+    """The stack's SASL_SSL listener (SCRAM-SHA-512, its own CA), as DEVSTACK_KAFKA_SASL_* say."""
+    assert stack.kafka_sasl_bootstrap, "the stack has no SASL_SSL listener (old stack.env?)"
+    return KafkaConnection(
+        stack.kafka_sasl_bootstrap,
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        username=stack.kafka_username,
+        password=stack.kafka_password,
+        ca_file=Path(stack.kafka_ca_file),
+    )
 
 
 @pytest.fixture

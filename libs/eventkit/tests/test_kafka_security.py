@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -35,17 +34,9 @@ FAIL_WITHIN = 15.0  # seconds: a refused client must give up, never hang
 
 
 @pytest.fixture
-def secured(stack: Endpoints) -> KafkaConnection:
-    """The stack's SASL_SSL listener, as DEVSTACK_KAFKA_SASL_* describe it."""
-    assert stack.kafka_sasl_bootstrap, "the stack has no SASL_SSL listener (old stack.env?)"
-    return KafkaConnection(
-        stack.kafka_sasl_bootstrap,
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        username=stack.kafka_username,
-        password=stack.kafka_password,
-        ca_file=Path(stack.kafka_ca_file),
-    )
+def secured(secured_kafka: KafkaConnection) -> KafkaConnection:
+    """The stack's SASL_SSL listener (the root conftest's `secured_kafka`)."""
+    return secured_kafka
 
 
 @pytest.fixture

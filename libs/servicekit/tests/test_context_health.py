@@ -33,8 +33,16 @@ async def slow() -> None:
     await asyncio.sleep(5)
 
 
-def build_app(checks: dict[str, Any] | None = None) -> FastAPI:
-    app = create_app("test", version="0", health_checks=checks or {}, readiness_timeout=0.05)
+def build_app(
+    checks: dict[str, Any] | None = None, advisory: dict[str, Any] | None = None
+) -> FastAPI:
+    app = create_app(
+        "test",
+        version="0",
+        health_checks=checks or {},
+        advisory_checks=advisory,
+        readiness_timeout=0.05,
+    )
 
     @app.get("/candidates/{candidate_id}")
     async def candidate(candidate_id: str) -> dict[str, str | None]:
@@ -191,14 +199,7 @@ def test_client_address_believes_only_trusted_proxies() -> None:
 
 
 async def test_a_failing_advisory_check_degrades_readiness_without_taking_the_pod_out() -> None:
-    app = create_app(
-        "test",
-        version="0",
-        health_checks={"postgres": ok},
-        advisory_checks={"kafka": down},
-        readiness_timeout=0.05,
-    )
-    async with await client_for(app) as c:
+    async with await client_for(build_app({"postgres": ok}, {"kafka": down})) as c:
         response = await c.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {
@@ -207,14 +208,7 @@ async def test_a_failing_advisory_check_degrades_readiness_without_taking_the_po
         "failures": [],
         "degraded": ["kafka"],
     }
-    gating_down = create_app(
-        "test",
-        version="0",
-        health_checks={"postgres": down},
-        advisory_checks={"kafka": slow},
-        readiness_timeout=0.05,
-    )
-    async with await client_for(gating_down) as c:
+    async with await client_for(build_app({"postgres": down}, {"kafka": slow})) as c:
         response = await c.get("/readyz")
     assert response.status_code == 503
     body = response.json()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,17 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def secured(stack: Endpoints) -> KafkaConnection:
-    """The stack's SASL_SSL listener, as DEVSTACK_KAFKA_SASL_* describe it."""
-    assert stack.kafka_sasl_bootstrap, "the stack has no SASL_SSL listener (old stack.env?)"
-    return KafkaConnection(
-        stack.kafka_sasl_bootstrap,
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        username=stack.kafka_username,
-        password=stack.kafka_password,
-        ca_file=Path(stack.kafka_ca_file),
-    )
+def secured(secured_kafka: KafkaConnection) -> KafkaConnection:
+    """The stack's SASL_SSL listener (the root conftest's `secured_kafka`)."""
+    return secured_kafka
 
 
 async def readyz(check: object, timeout: float = 5.0) -> httpx.Response:

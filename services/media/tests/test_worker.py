@@ -20,7 +20,7 @@ from contracts.media import PHOTO_TOPIC
 from devstack.endpoints import Endpoints
 from eventkit.envelope import EventEnvelope
 from eventkit.kafka import KafkaConnection
-from eventkit.testing import eventually, publish, read_topic
+from eventkit.testing import connection_env, eventually, publish, read_topic
 from media_service import bootstrap
 from media_service.adapters.storage import ObjectStore, all_keys
 from media_service.entrypoints.worker import route
@@ -34,30 +34,13 @@ def test_only_the_photo_stream_is_published() -> None:
     assert route("media.anything_else") is None
 
 
-def kafka_for(listener: str, stack: Endpoints) -> tuple[dict[str, str], KafkaConnection]:
+def kafka_for(
+    listener: str, stack: Endpoints, secured: KafkaConnection
+) -> tuple[dict[str, str], KafkaConnection]:
     """The worker's EVENTKIT_KAFKA_* variables and the tests' own connection, for one of the
     local broker's listeners (PLAINTEXT, or SASL_SSL with SCRAM-SHA-512 as in production)."""
-    if listener == "plaintext":
-        return {"EVENTKIT_KAFKA_BOOTSTRAP": stack.kafka_bootstrap}, KafkaConnection(
-            stack.kafka_bootstrap
-        )
-    env = {
-        "EVENTKIT_KAFKA_BOOTSTRAP": stack.kafka_sasl_bootstrap,
-        "EVENTKIT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "EVENTKIT_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "EVENTKIT_KAFKA_USERNAME": stack.kafka_username,
-        "EVENTKIT_KAFKA_PASSWORD": stack.kafka_password,
-        "EVENTKIT_KAFKA_CA_FILE": stack.kafka_ca_file,
-    }
-    connection = KafkaConnection(
-        stack.kafka_sasl_bootstrap,
-        security_protocol="SASL_SSL",
-        sasl_mechanism="SCRAM-SHA-512",
-        username=stack.kafka_username,
-        password=stack.kafka_password,
-        ca_file=Path(stack.kafka_ca_file),
-    )
-    return env, connection
+    connection = KafkaConnection(stack.kafka_bootstrap) if listener == "plaintext" else secured
+    return connection_env(connection), connection
 
 
 @pytest.mark.integration
@@ -65,9 +48,9 @@ def kafka_for(listener: str, stack: Endpoints) -> tuple[dict[str, str], KafkaCon
 async def test_the_worker_relays_pins_and_sweeps(
     media: bootstrap.Media, media_pool: asyncpg.Pool, objects: ObjectStore, database: str,
     stack: Endpoints, pictures: Any, app_events: Callable[..., EventEnvelope], tmp_path: Path,
-    listener: str,
+    listener: str, secured_kafka: KafkaConnection,
 ) -> None:  # fmt: skip
-    kafka_env, kafka = kafka_for(listener, stack)
+    kafka_env, kafka = kafka_for(listener, stack, secured_kafka)
     photo = await media.photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
     orphan_id = uuid.uuid4()
     await media_pool.execute(

@@ -111,20 +111,30 @@ async def test_relay_and_consumer_lag(
     assert "consumer lag unknown" in lag.render_table(blind)
 
 
-async def test_the_command(
+@pytest.fixture
+def review_command(
     database: str,
-    review_pool: asyncpg.Pool,
     setup: tuple[ProjectionSpec, ProjectionSpec, str],
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    spec, _, topic = setup
+) -> tuple[ProjectionSpec, ProjectionSpec, str]:
+    """`ops lag` run as a command sees the review database with `setup`'s live projection."""
+    spec = setup[0]
 
     async def source(service: str, pool: asyncpg.Pool) -> Sequence[ProjectionSpec]:
         return [spec] if service == "review" else []
 
     monkeypatch.setattr(lag, "projection_source", source)
     monkeypatch.setenv("OPS_PG_DSN_REVIEW", database)
+    return setup
+
+
+async def test_the_command(
+    review_pool: asyncpg.Pool,
+    review_command: tuple[ProjectionSpec, ProjectionSpec, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    topic = review_command[2]
 
     async def actions() -> list[tuple[str, str]]:
         return [
@@ -161,20 +171,11 @@ async def test_the_command(
 
 
 async def test_max_stall_tells_stuck_from_behind(
-    database: str,
     review_pool: asyncpg.Pool,
-    stack: Endpoints,
-    setup: tuple[ProjectionSpec, ProjectionSpec, str],
+    review_command: tuple[ProjectionSpec, ProjectionSpec, str],
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    spec, _, topic = setup
-
-    async def source(service: str, pool: asyncpg.Pool) -> Sequence[ProjectionSpec]:
-        return [spec] if service == "review" else []
-
-    monkeypatch.setattr(lag, "projection_source", source)
-    monkeypatch.setenv("OPS_PG_DSN_REVIEW", database)
+    spec, _, topic = review_command
     # behind, but both the checkpoint and the oldest unpublished event are fresh: not stuck
     async with review_pool.acquire() as conn:
         await conn.execute("UPDATE eventkit.relay_positions SET tx_id = pg_current_xact_id()")

@@ -22,6 +22,23 @@ from eventkit.kafka import (
 )
 
 
+def connection_env(connection: KafkaConnection, prefix: str = "EVENTKIT") -> dict[str, str]:
+    """The environment variables that make a process connect as `connection` does
+    (`<prefix>_KAFKA_*`: PlatformSettings reads EVENTKIT_, the ops tool OPS_)."""
+    env = {
+        f"{prefix}_KAFKA_BOOTSTRAP": connection.bootstrap,
+        f"{prefix}_KAFKA_SECURITY_PROTOCOL": connection.security_protocol,
+    }
+    optional = {
+        "SASL_MECHANISM": connection.sasl_mechanism,
+        "USERNAME": connection.username,
+        "PASSWORD": connection.password,
+        "CA_FILE": None if connection.ca_file is None else str(connection.ca_file),
+    }
+    env.update({f"{prefix}_KAFKA_{k}": v for k, v in optional.items() if v is not None})
+    return env
+
+
 @dataclass(frozen=True)
 class ConsumedMessage:
     """A message read back from Kafka, with where it sat."""
