@@ -144,3 +144,47 @@ def test_longest_prefix_wins() -> None:
     assert middleware.limit_for("/media/uploads/x") == 30
     assert middleware.limit_for("/media/photos") == 20
     assert middleware.limit_for("/other") == 10
+
+
+async def test_a_web_ui_page_gets_its_own_html_error_page_and_the_api_keeps_json(
+    calls: list[str],
+) -> None:
+    from fastapi.responses import HTMLResponse
+
+    from servicekit.errors import ErrorView, set_error_page
+
+    app = build_app(calls)
+
+    @app.post("/pages/form")
+    async def form(request: Request) -> dict[str, int]:
+        calls.append("form")
+        return {"size": len(await request.body())}
+
+    async def page(request: Request, view: ErrorView) -> HTMLResponse | None:
+        if not request.url.path.startswith("/pages/"):
+            return None
+        body = f"<html><p>{view.message}</p><p>{view.code}</p></html>"
+        return HTMLResponse(body, status_code=view.status)
+
+    set_error_page(app, page)
+
+    async def chunks(total: int) -> AsyncIterator[bytes]:
+        for _ in range(total // 100):
+            yield b"y" * 100
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        declared = await c.post("/pages/form", content=b"x" * (LIMIT + 1))
+        streamed = await c.post("/pages/form", content=chunks(LIMIT + 500))
+        api = await c.post("/echo", content=b"x" * (LIMIT + 1))
+        malformed = await c.post(
+            "/pages/form", content=b"x", headers={"Content-Length": "not-a-number"}
+        )
+    for refused in (declared, streamed):
+        assert refused.status_code == 413
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "提交的内容过大" in refused.text and "request.too_large" in refused.text
+        assert refused.headers["x-request-id"]
+    assert malformed.status_code == 400 and "request.malformed" in malformed.text
+    assert api.status_code == 413 and api.json()["error"]["code"] == "request.too_large"
+    assert calls == ["form"]  # only the streamed body reached the handler, stopped while read

@@ -214,6 +214,17 @@ async def test_the_forms_refusals_stand_in_place(portal: PortalRig, evidence: Ev
         assert unknown_kind.status_code == 200 and "请选择证书" in unknown_kind.text
         forged = await client.post(action, data={**fields, "route": "NOPE"})
         assert forged.status_code == 422
+        # a photo past the form's size limit: refused before it is read, as a page, not JSON
+        huge = await client.post(
+            action,
+            data={**fields, "certificate_number": "121141400100123",
+                  "id_number": ZHANG.id_number, "course": "030101:13000"},
+            files={"photo": ("huge.jpg", b"\xff\xd8\xff" + os.urandom(5 << 20), "image/jpeg")},
+        )  # fmt: skip
+        assert huge.status_code == 413
+        assert huge.headers["content-type"].startswith("text/html")
+        assert "证书照片文件应小于 3M" in huge.text and "request.too_large" in huge.text
+        assert huge.headers.get("x-request-id") and "content-security-policy" in huge.headers
         stranger = await client.get(f"/apply/{uuid.uuid4()}/certificates/new")
         assert stranger.status_code == 404
         assert re.search(r"<html", stranger.text)

@@ -164,17 +164,24 @@ async def _respond(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     rid = request_id_of(request)
-    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
-    if page is not None:
-        html = await page(request, ErrorView(status, code, message, rid, tuple(fields)))
-        if html is not None:
-            for name, value in {"X-Request-ID": rid, **(headers or {})}.items():
-                if rid or name != "X-Request-ID":
-                    html.headers[name] = value
-            return html
+    html = await error_page_response(request, ErrorView(status, code, message, rid, tuple(fields)))
+    if html is not None:
+        for name, value in (headers or {}).items():
+            html.headers[name] = value
+        return html
     return error_response(
         status, code, message, rid, field=field, fields=fields, extra=extra, headers=headers
     )
+
+
+async def error_page_response(request: Request, view: ErrorView) -> Response | None:
+    """The app's HTML error page for this request (`set_error_page`), or None when the app has
+    none or the request is not one of its pages (the JSON API)."""
+    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    html = None if page is None else await page(request, view)
+    if html is not None and view.request_id:
+        html.headers["X-Request-ID"] = view.request_id
+    return html
 
 
 async def send_error(

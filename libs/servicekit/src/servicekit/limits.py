@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit.errors import send_error
+from servicekit.errors import ErrorView, error_page_response, send_error
 
 TOO_LARGE_CODE = "request.too_large"
 TOO_LARGE_MESSAGE = "提交的内容过大"
@@ -50,16 +51,12 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
-        request_id = str(scope.get("state", {}).get("request_id", ""))
-        rid_header = {"X-Request-ID": request_id} if request_id else {}
         declared = _content_length(scope)
         if declared == -1:
-            await send_error(
-                send, 400, "request.malformed", "请求格式不正确", request_id, rid_header
-            )
+            await refuse(scope, receive, send, 400, "request.malformed", "请求格式不正确")
             return
         if declared is not None and declared > limit:
-            await send_error(send, 413, TOO_LARGE_CODE, TOO_LARGE_MESSAGE, request_id, rid_header)
+            await refuse(scope, receive, send, 413, TOO_LARGE_CODE, TOO_LARGE_MESSAGE)
             return
 
         received = 0
@@ -87,7 +84,23 @@ class BodySizeLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await send_error(send, 413, TOO_LARGE_CODE, TOO_LARGE_MESSAGE, request_id, rid_header)
+            await refuse(scope, receive, send, 413, TOO_LARGE_CODE, TOO_LARGE_MESSAGE)
+
+
+async def refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+) -> None:
+    """Answer from the middleware: a web UI's own HTML error page for its pages (a form posted
+    with too big a photo must not show JSON to a candidate), else the JSON error body."""
+    request_id = str(scope.get("state", {}).get("request_id", ""))
+    if "app" in scope:  # set by Starlette before its middleware runs
+        view = ErrorView(status, code, message, request_id)
+        html = await error_page_response(Request(scope, receive), view)
+        if html is not None:
+            await html(scope, receive, send)
+            return
+    headers = {"X-Request-ID": request_id} if request_id else {}
+    await send_error(send, status, code, message, request_id, headers)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -21,6 +21,7 @@ from application_service.domain.application import (
 from application_service.domain.catalogue import Catalogue, Level, Major, Plan
 from application_service.domain.errors import ApplicationError
 from application_service.domain.windows import ApplicationWindow
+from application_service.entrypoints.portal import base as portal_base
 from application_service.entrypoints.portal import install_portal, make_portal
 from application_service.service_layer.applications import (
     NoActiveCatalogue,
@@ -362,7 +363,7 @@ def build_app(
         "application",
         version="0.1.0",
         max_body_bytes=64 * 1024,
-        body_limits={"/apply/": 4 * 1024 * 1024},  # the portal's certificate photo upload
+        body_limits={"/apply/": portal_base.FORM_BYTES},  # the certificate photo upload
         health_checks={"postgres": database_ready},
         advisory_checks={"kafka": platform_kafka_check()},  # the outbox holds writes
         lifespan=lifespan,
