@@ -11,6 +11,7 @@ import time
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
 
 from devstack import Endpoints
 from eventkit.consumer import KafkaProjectionRunner
@@ -18,6 +19,7 @@ from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.kafka import (
     KafkaConnection,
     KafkaUnavailable,
+    TopicsNotCreated,
     TopicSpec,
     connection_problem,
     ensure_topics,
@@ -120,3 +122,19 @@ async def test_a_plaintext_client_on_the_secured_port_gives_up_in_bounded_time(
     plaintext = KafkaConnection(secured.bootstrap)
     problem = await asyncio.wait_for(connection_problem(plaintext, timeout=3.0), FAIL_WITHIN)
     assert problem is not None and secured.bootstrap in problem
+
+
+async def test_a_topic_the_brokers_refuse_to_create_is_an_error_not_a_success(
+    stack: Endpoints,
+) -> None:
+    ok, bad = unique_name("created"), unique_name("refused")
+    with pytest.raises(TopicsNotCreated) as refused:
+        # one broker cannot hold three replicas: Kafka refuses that topic, creates the other
+        await ensure_topics(
+            stack.kafka_bootstrap,
+            [TopicSpec(ok, partitions=1), TopicSpec(bad, partitions=1, replication_factor=3)],
+        )
+    assert refused.value.refusals == {bad: "InvalidReplicationFactorError"}
+    assert bad in str(refused.value)
+    assert await topic_partitions(stack.kafka_bootstrap, [ok, bad]) == [TopicPartition(ok, 0)]
+    assert await ensure_topics(stack.kafka_bootstrap, [TopicSpec(ok, partitions=1)]) == []

@@ -204,6 +204,10 @@ def test_render_kafka_properties_with_the_sasl_ssl_listener(tmp_path: Path) -> N
     assert scram_add_argument() == (
         f"SCRAM-SHA-512=[name={KAFKA_DEV_USERNAME},password={KAFKA_DEV_PASSWORD}]"
     )
+    # authorization as Strimzi's `simple`: the plaintext clients and devstack are super users
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["super.users"] == f"User:ANONYMOUS;User:{KAFKA_DEV_USERNAME}"
+    assert "authorizer.class.name" not in kafka_properties(ports, tmp_path / "data")
 
 
 def test_endpoints_name_the_secured_listener(tmp_path: Path) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.helpers import create_ssl_context
 
 from eventkit.envelope import EventEnvelope
@@ -249,8 +249,20 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=lambda: {"retention.ms": "-1"})
 
 
+class TopicsNotCreated(EventkitError):
+    """The brokers refused to create topics (`refusals`: topic -> Kafka's error name), e.g.
+    because this client may not create topics (in production the KafkaTopics create them)."""
+
+    def __init__(self, refusals: Mapping[str, str]) -> None:
+        listed = ", ".join(f"{topic} ({error})" for topic, error in sorted(refusals.items()))
+        super().__init__(f"Kafka refused to create topics: {listed}")
+        self.refusals = dict(refusals)
+
+
 async def ensure_topics(kafka: KafkaConnection | str, topics: Sequence[TopicSpec]) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created now."""
+    """Create the topics that do not exist yet; returns the names created now. Raises
+    `TopicsNotCreated` when the brokers refuse one (aiokafka reports those only in the
+    response), so that a missing topic is never taken for a created one."""
     connection = kafka_connection(kafka)
     admin = AIOKafkaAdminClient(**connection.client_kwargs())
     await _start_admin(admin, connection)
@@ -260,7 +272,7 @@ async def ensure_topics(kafka: KafkaConnection | str, topics: Sequence[TopicSpec
         if not missing:
             return []
         try:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         name=t.name,
@@ -273,7 +285,18 @@ async def ensure_topics(kafka: KafkaConnection | str, topics: Sequence[TopicSpec
             )
         except TopicAlreadyExistsError:
             log.info("topic created concurrently by another process")
-        return [t.name for t in missing]
+            return [t.name for t in missing]
+        created, refusals = [], {}
+        for topic, code, *_ in response.topic_errors:
+            if code == 0:
+                created.append(topic)
+            elif code == TopicAlreadyExistsError.errno:
+                log.info("topic created concurrently by another process", extra={"topic": topic})
+            else:
+                refusals[topic] = for_code(code).__name__
+        if refusals:
+            raise TopicsNotCreated(refusals)
+        return created
     finally:
         await admin.close()
 

@@ -16,6 +16,12 @@ issued at every start by a throwaway CA in ``kafka/tls/`` (see ``tls``), PEM fil
 reads directly. The SCRAM user is created by ``kafka-storage format --add-scram``, so it is in
 the cached template and the same in every stack: ``KAFKA_DEV_USERNAME`` /
 ``KAFKA_DEV_PASSWORD``, local only. Inter-broker and controller traffic stays PLAINTEXT.
+
+The broker authorizes as Strimzi's `simple` authorization does (``StandardAuthorizer``): the
+PLAINTEXT listener's anonymous clients and ``devstack`` are super users, so everything that
+used the broker before is unaffected; the users of ``KAFKA_DEPLOYMENT_USERS``, named after the
+deployment's KafkaUsers (deploy/k8s), can do only what ACLs grant them, which lets a test
+check the manifests' ACLs against the real clients (tests/deploy).
 """
 
 from __future__ import annotations
@@ -50,12 +56,16 @@ BASE_JVM_FLAGS: tuple[str, ...] = (
     "-Djava.awt.headless=true",
 )
 # 2: the template carries the SCRAM user of the SASL_SSL listener
-FORMAT_TEMPLATE_VERSION = 2
+# 3: and the deployment's users, for the ACL check
+FORMAT_TEMPLATE_VERSION = 3
 SASL_MECHANISM = "SCRAM-SHA-512"
 # The SCRAM user of every local broker's SASL_SSL listener: a local throwaway, never deployed.
 KAFKA_DEV_USERNAME = "devstack"
 KAFKA_DEV_PASSWORD = "devstack-kafka-local-only"  # noqa: S105 (local throwaway stack)
 SCRAM_MARKER = "scram-user"  # in kafka/: this run dir's storage was formatted with the user
+# SCRAM users without privileges, as deploy/k8s names its KafkaUsers (password: the dev one)
+KAFKA_DEPLOYMENT_USERS = ("identity", "credential-verify", "media", "application", "review", "ops")
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 FAST_TOOL_FLAGS: tuple[str, ...] = (
     "-Xmx256m",
     "-XX:+UseSerialGC",
@@ -143,6 +153,8 @@ def kafka_properties(
     }
     if tls is not None:
         props.update(secured_listener_properties(tls))
+        props["authorizer.class.name"] = AUTHORIZER
+        props["super.users"] = f"User:ANONYMOUS;User:{KAFKA_DEV_USERNAME}"
     props.update(overrides or {})
     return props
 
@@ -272,8 +284,11 @@ class KafkaPart(Part):
             cluster_id,
             "-c",
             str(props),
-            "--add-scram",
-            scram_add_argument(),
+            *(
+                part
+                for user in (KAFKA_DEV_USERNAME, *KAFKA_DEPLOYMENT_USERS)
+                for part in ("--add-scram", scram_add_argument(user))
+            ),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.root)
         with self.log_path.open("a") as f:
