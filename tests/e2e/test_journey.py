@@ -290,6 +290,11 @@ async def test_a_case_from_registration_through_both_reviews_to_print(
     decisions = ("ApplicationReturned", "InitialReviewCompleted", "ApplicationApproved")
     reviewers = {s["actor"] for s in steps if s["event_type"] in decisions}
     assert len(reviewers) == 2, reviewers  # the point reviewer, then the senior reviewer
+    # both reviewers were given the candidate's photos, and the story says so (media's views)
+    viewers = {s["actor"] for s in steps if s["event_type"] == "PhotoViewed"}
+    assert viewers == reviewers, (viewers, story)
+    first_view = next(i for i, s in enumerate(steps) if s["event_type"] == "PhotoViewed")
+    assert first_view > story.index(("application", "ApplicationSubmitted")), story
 
 
 async def test_every_projection_rebuilt_from_kafka_equals_the_live_one(

@@ -18,6 +18,11 @@ from contracts.base import (
     Stream,
 )
 
+# Private (never published, no topic): one stream per photo in media's own store, an event each
+# time someone other than its owner is given the photo (a reviewer's signed links or its bytes),
+# so that who saw a candidate's certificate photo is part of the case's audited history.
+PHOTO_VIEW_STREAM_TYPE = "media.photo_view"
+
 PHOTO_STREAM = Stream(
     service="media",
     stream_type="media.photo",

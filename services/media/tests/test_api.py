@@ -3,6 +3,7 @@ nothing, access rules, deletion and pinning, and storage faults."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 from PIL import ExifTags, Image
 
@@ -438,6 +440,68 @@ async def test_reviewers_see_a_photo_once_it_is_submitted_to_their_point(
         assert (await client.get(base, headers=viewer)).status_code == 404
         assert (await client.get(f"{base}/display", headers=viewer)).status_code == 404
     assert (await client.delete(base, headers=here)).status_code == 403  # staff never delete
+
+
+async def test_every_staff_view_of_a_photo_is_recorded_in_its_history(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool, submit: Any
+) -> None:
+    alice = tokens.candidate(ALICE)
+    photo = (await upload(client, alice, pictures.jpeg())).json()
+    base = f"{PHOTOS}/{photo['photo_id']}"
+    here = tokens.staff(["reviewer"], ["140105"])
+    elsewhere = tokens.staff(["reviewer"], ["140200"])
+    province = tokens.staff(["senior_reviewer"])
+    await submit([photo["photo_id"]], point="140105", candidate_id=ALICE)
+
+    async def views() -> list[tuple[str, str, str, list[str]]]:
+        rows = await media_pool.fetch(
+            "SELECT actor_kind, actor_id, payload, correlation_id FROM eventkit.events"
+            " WHERE stream_type = 'media.photo_view' AND stream_id = $1 ORDER BY stream_version",
+            photo["photo_id"],
+        )
+        return [
+            (r["actor_kind"], r["actor_id"], r["payload"]["given"], r["payload"]["roles"])
+            for r in rows
+        ]
+
+    # the owner's own views, refused viewers and facts without the image record nothing
+    assert (await client.get(f"{base}/display", headers=alice)).status_code == 200
+    assert (await client.get(f"{base}/links", headers=alice)).status_code == 200
+    assert (await client.get(f"{base}/display", headers=elsewhere)).status_code == 404
+    assert (await client.get(base, headers=here)).status_code == 200
+    assert await views() == []
+
+    request_id = str(uuid.uuid4())
+    got = await client.get(f"{base}/links", headers={**here, "X-Request-ID": request_id})
+    assert got.status_code == 200
+    assert (await client.get(f"{base}/original", headers=province)).status_code == 200
+    # a burst of views of the same photo: each recorded once, none lost to the race
+    burst = await asyncio.gather(
+        *(client.get(f"{base}/thumbnail", headers=province) for _ in range(8))
+    )
+    assert [r.status_code for r in burst] == [200] * 8
+    recorded = await views()
+    reviewer_id, senior_id = subject_of(here), subject_of(province)
+    assert recorded[:2] == [
+        ("staff", reviewer_id, "links", ["reviewer"]),
+        ("staff", senior_id, "original", ["senior_reviewer"]),
+    ]
+    assert recorded[2:] == [("staff", senior_id, "thumbnail", ["senior_reviewer"])] * 8
+    correlation = await media_pool.fetchval(
+        "SELECT correlation_id FROM eventkit.events WHERE stream_type = 'media.photo_view'"
+        " AND stream_version = 1 AND stream_id = $1",
+        photo["photo_id"],
+    )
+    assert str(correlation) == request_id  # the request that was given the photo
+    # never published: no route for the view stream
+    from media_service.entrypoints.worker import route
+
+    assert route("media.photo_view") is None
+
+
+def subject_of(headers: dict[str, str]) -> str:
+    token = headers["Authorization"].removeprefix("Bearer ")
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
 
 
 async def test_citing_a_strangers_photo_grants_reviewers_nothing(

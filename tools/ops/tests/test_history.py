@@ -7,6 +7,8 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from ops.cli import run
@@ -23,10 +25,10 @@ from contracts.application import (
 )
 from contracts.credential import CERTIFICATE_STREAM, CertificateVerified
 from contracts.identity import CANDIDATE_STREAM, CandidateRegistered
-from contracts.media import PHOTO_STREAM, PhotoUploaded
+from contracts.media import PHOTO_STREAM, PHOTO_VIEW_STREAM_TYPE, PhotoUploaded
 from contracts.review import DECISION_STREAM, ApplicationReturned, ReviewClaimed
 from devstack.endpoints import Endpoints
-from eventkit.envelope import Actor
+from eventkit.envelope import Actor, DomainEvent
 
 pytestmark = pytest.mark.integration
 
@@ -173,6 +175,10 @@ async def test_a_cases_story_across_five_services(
         candidate,
     )
 
+    views = SimpleNamespace(stream_type=PHOTO_VIEW_STREAM_TYPE)
+    await append(stores["media"], views, photo_id, [viewed(photo_id, me, "links")], reviewer)
+    await append(stores["media"], views, uuid.uuid4(), [viewed(uuid.uuid4(), other, "links")])
+
     history = await case_history(stores, CASE)
     assert history.application_id == str(application_id)
     assert history.candidate_id == str(me)
@@ -187,7 +193,10 @@ async def test_a_cases_story_across_five_services(
         ("review", "ApplicationReturned"),
         ("application", "ApplicationReturnedToCandidate"),
         ("application", "ApplicationResubmitted"),
+        ("media", "PhotoViewed"),
     ]
+    assert history.steps[-1].actor == f"staff:{reviewer.id}"
+    assert history.steps[-1].summary == "查看照片 (links)，角色 reviewer"
     returned = history.steps[7]
     assert returned.actor == f"staff:{reviewer.id}" and "证书照片不清晰" in returned.summary
     assert history.steps[5].correlation_id == submit_request
@@ -207,7 +216,7 @@ async def test_a_cases_story_across_five_services(
         assert CASE in table and "ApplicationReturned" in table and "退回：证书照片不清晰" in table
         assert await run(["history", CASE, "--json"]) == 0
         doc = json.loads(capsys.readouterr().out)
-        assert doc["application_id"] == str(application_id) and len(doc["steps"]) == 10
+        assert doc["application_id"] == str(application_id) and len(doc["steps"]) == 11
         assert await run(["history", "MK2026999999"]) == 1
     finally:
         for key, value in old.items():
@@ -215,3 +224,19 @@ async def test_a_cases_story_across_five_services(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class PhotoViewed(DomainEvent):
+    """The shape of media's private PhotoViewed (ops reads it from the store, never imports it)."""
+
+    event_type: ClassVar[str] = "PhotoViewed"
+    photo_id: str
+    owner_id: str
+    given: str
+    roles: list[str]
+
+
+def viewed(photo_id: uuid.UUID, owner_id: uuid.UUID, given: str) -> PhotoViewed:
+    return PhotoViewed(
+        photo_id=str(photo_id), owner_id=str(owner_id), given=given, roles=["reviewer"]
+    )

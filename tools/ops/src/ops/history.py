@@ -2,7 +2,8 @@
 from the services' event stores (never from projections), in the order it happened.
 
 It starts at the application's stream (found by its case number in a submission), then follows
-the references its events carry: the candidate (identity), the photos (media), the certificate
+the references its events carry: the candidate (identity), the photos and every staff view of
+them (media), the certificate
 checks and the candidate's degree verifications (credential-verify) and the review stream of the
 same application (review). Each step has its time, service, event, actor, and its correlation
 and causation ids, so one request's steps across services can be read together.
@@ -23,7 +24,7 @@ import asyncpg
 from contracts.application import EXEMPTION_STREAM
 from contracts.credential import CERTIFICATE_STREAM, DEGREE_STREAM
 from contracts.identity import CANDIDATE_STREAM
-from contracts.media import PHOTO_STREAM
+from contracts.media import PHOTO_STREAM, PHOTO_VIEW_STREAM_TYPE
 from contracts.review import DECISION_STREAM
 from ops.context import CHINA, EXIT_OK, SERVICES, OpsContext, OpsError, fetch
 
@@ -101,6 +102,8 @@ def summary_of(event_type: str, payload: Mapping[str, Any]) -> str:
         return f"{payload.get('exam')} 核验未通过：{payload.get('reason_code')}"
     if event_type == "DegreesVerified":
         return f"学信网验证 {len(payload.get('degrees', []))} 条学历"
+    if event_type == "PhotoViewed":
+        return f"查看照片 ({payload.get('given')})，角色 {' '.join(payload.get('roles', []))}"
     if event_type == "PhotoUploaded":
         return f"{payload.get('width')}×{payload.get('height')}, {payload.get('size_bytes')} 字节"
     return ""
@@ -169,8 +172,10 @@ async def case_history(dsns: Mapping[str, str], case_number: str) -> CaseHistory
     queries: Sequence[tuple[str, str, tuple[Any, ...]]] = (
         ("review", by_stream, (DECISION_STREAM.stream_type, application_id)),
         ("identity", by_stream, (CANDIDATE_STREAM.stream_type, candidate_id)),
-        ("media", f"SELECT {COLUMNS} FROM eventkit.events WHERE stream_type = $1"
-                  " AND stream_id = ANY($2::text[])", (PHOTO_STREAM.stream_type, sorted(photos))),
+        # the photos, and who among the staff was given them (media's private view streams)
+        ("media", f"SELECT {COLUMNS} FROM eventkit.events WHERE stream_type = ANY($1::text[])"
+                  " AND stream_id = ANY($2::text[])",
+         ([PHOTO_STREAM.stream_type, PHOTO_VIEW_STREAM_TYPE], sorted(photos))),
         ("credential_verify", f"SELECT {COLUMNS} FROM eventkit.events WHERE (stream_type = $1"
                               " AND stream_id = ANY($2::text[])) OR (stream_type = $3"
                               " AND payload->>'candidate_id' = $4)",

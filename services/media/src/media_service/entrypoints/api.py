@@ -196,10 +196,18 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
 
     @app.get(PHOTOS + "/{photo_id}/links", response_model=SignedLinks, tags=["photos"])
     async def links(
-        photo_id: uuid.UUID, media: Service, principal: CurrentPrincipal, response: Response
+        photo_id: uuid.UUID,
+        media: Service,
+        principal: CurrentPrincipal,
+        request: Request,
+        response: Response,
     ) -> SignedLinks:
-        """Short-lived presigned URLs of the copies (for pages that show many photos)."""
-        signed = await media.photos.links(viewer_of(principal), photo_id)
+        """Short-lived presigned URLs of the copies (for pages that show many photos); a staff
+        member's are recorded (`PhotoViewed`) before they are given."""
+        viewer = viewer_of(principal)
+        photo = await media.photos.visible(viewer, photo_id)
+        await media.photos.record_view(viewer, photo, "links", correlation_id_of(request))
+        signed = await media.photos.links(photo)
         response.headers["Cache-Control"] = "no-store"
         urls = {link.variant.value: link.url for link in signed}
         return SignedLinks(
@@ -222,8 +230,10 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
         media: Service,
         principal: CurrentPrincipal,
     ) -> Response:
-        """查看照片: the display copy, thumbnail or original, streamed through the service."""
-        photo = await media.photos.visible(viewer_of(principal), photo_id)
+        """查看照片: the display copy, thumbnail or original, streamed through the service; a staff
+        member's view is recorded (`PhotoViewed`) before the bytes are given."""
+        viewer = viewer_of(principal)
+        photo = await media.photos.visible(viewer, photo_id)
         etag = f'"{photo.sha256[:32]}-{variant.value}"'
         headers = {
             "ETag": etag,
@@ -235,6 +245,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
         stored = await media.photos.read(photo, variant)
+        await media.photos.record_view(viewer, photo, variant.value, correlation_id_of(request))
         return Response(stored.body, media_type=stored.content_type, headers=headers)
 
     @app.delete(PHOTOS + "/{photo_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["photos"])

@@ -20,11 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 import asyncpg
+from pydantic import Field
 
 from contracts.media import (
     PHOTO_STREAM,
+    PHOTO_VIEW_STREAM_TYPE,
     PhotoDeleted,
     PhotoDeletion,
     PhotoFormat,
@@ -33,7 +36,7 @@ from contracts.media import (
     PhotoUploaded,
 )
 from eventkit.db import Conn
-from eventkit.envelope import Actor, Metadata, NewEvent
+from eventkit.envelope import Actor, DomainEvent, Metadata, NewEvent
 from eventkit.store import EventStore
 from media_service.adapters import images
 from media_service.adapters.storage import ObjectStore, StoredObject, Variant, all_keys, object_key
@@ -57,6 +60,19 @@ from media_service.domain.errors import (
 log = logging.getLogger(__name__)
 
 STREAM_TYPE = PHOTO_STREAM.stream_type
+
+
+class PhotoViewed(DomainEvent):
+    """A staff member was given a candidate's photo: its signed links, or one copy's bytes."""
+
+    event_type: ClassVar[str] = "PhotoViewed"
+
+    photo_id: uuid.UUID
+    owner_id: uuid.UUID
+    given: str = Field(pattern=r"^(links|display|thumbnail|original)$")
+    roles: tuple[str, ...]
+
+
 JPEG = "image/jpeg"
 CONTENT_TYPES = {"jpeg": JPEG, "png": "image/png"}
 REJECTION_OF: dict[type[MediaError], PhotoRejection] = {
@@ -397,9 +413,43 @@ class Photos:
             raise StorageUnavailable(f"object {variant.value} of {photo.photo_id} is missing")
         return stored
 
-    async def links(self, viewer: Viewer, photo_id: uuid.UUID) -> list[SignedLink]:
-        """Short-lived presigned URLs of every copy, for a viewer allowed to see the photo."""
-        photo = await self.visible(viewer, photo_id)
+    async def record_view(
+        self, viewer: Viewer, photo: Photo, given: str, correlation_id: uuid.UUID
+    ) -> None:
+        """Record that a staff member was given `photo` (`PhotoViewed` on its private view
+        stream, PHOTO_VIEW_STREAM_TYPE); the owner's own views are not recorded."""
+        if viewer.is_candidate:
+            return  # only its owner: may_view lets no other candidate see a photo
+        event = PhotoViewed(
+            photo_id=photo.photo_id,
+            owner_id=photo.owner_id,
+            given=given,
+            roles=tuple(sorted(viewer.roles)),
+        )
+        metadata = Metadata(
+            actor=Actor(kind="staff", id=viewer.account_id), correlation_id=correlation_id
+        )
+        stream_id = str(photo.photo_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            # views of one photo take turns (a lock for this transaction), so none conflicts
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"{PHOTO_VIEW_STREAM_TYPE}/{stream_id}",
+            )
+            version = await self._store.version(PHOTO_VIEW_STREAM_TYPE, stream_id, conn=conn)
+            await self._store.append(
+                PHOTO_VIEW_STREAM_TYPE,
+                stream_id,
+                version,
+                [NewEvent.of(event)],
+                metadata,
+                conn=conn,
+            )
+
+    async def links(self, photo: Photo) -> list[SignedLink]:
+        """Short-lived presigned URLs of every copy of a photo the caller has already been
+        allowed to see (`visible`)."""
+        photo_id = photo.photo_id
         links = []
         for variant in Variant:
             is_original = variant is Variant.ORIGINAL
