@@ -191,6 +191,12 @@ async def test_a_case_from_registration_through_both_reviews_to_print(
             return await page.get_by_text(RETURN_REASON).count() > 0
 
         await eventually(reason_shown, timeout=60, interval=0.5)
+        # the point reviewer was given the photos: the candidate is told, by role, not by name
+        await expect(
+            page.get_by_text(
+                re.compile(r"审核人员已查看 \d+ 次，最近一次 .*（确认点审核人员）")
+            ).first
+        ).to_be_visible()
         await shots.shot(page, "candidate-returned")
         await page.get_by_role("link", name="重新申请").click()
         await expect(page.get_by_text(f"被退回（退回原因：{RETURN_REASON}）")).to_be_visible()
@@ -241,6 +247,7 @@ async def test_a_case_from_registration_through_both_reviews_to_print(
     await eventually(decided, timeout=60, interval=0.5)
     await expect(page.get_by_text("同意免考 1 门，不同意 1 门")).to_be_visible()
     await expect(page.get_by_text(f"原因：{DENIAL_REASON}")).to_be_visible()
+    await expect(page.get_by_text("（省级复审人员）").first).to_be_visible()
     await shots.shot(page, "candidate-result")
     await page.goto(f"{details}/print")
     await expect(page.get_by_text(case_number).first).to_be_visible()

@@ -213,6 +213,15 @@ async def test_photos_link_to_media_and_a_refused_photo_is_a_placeholder(
 
         def answer(request: httpx.Request) -> httpx.Response:
             assert request.headers["authorization"].startswith("Bearer ")
+            if request.url.path == "/api/media/photos/views":  # newest first
+                return httpx.Response(200, json={"views": [
+                    {"photo_id": str(good), "viewed_at": "2026-11-20T02:30:00Z",
+                     "given": "links", "roles": ["senior_reviewer"]},
+                    {"photo_id": str(uuid.uuid4()), "viewed_at": "2026-11-19T01:00:00Z",
+                     "given": "links", "roles": ["reviewer"]},
+                    {"photo_id": str(good), "viewed_at": "2026-11-18T01:00:00Z",
+                     "given": "display", "roles": ["reviewer"]},
+                ]})  # fmt: skip
             if request.url.path == f"/api/media/photos/{good}/links":
                 return httpx.Response(200, json={
                     "display": f"https://photos.example/{good}/display?sig=1",
@@ -237,6 +246,9 @@ async def test_photos_link_to_media_and_a_refused_photo_is_a_placeholder(
     assert f'src="https://photos.example/{good}/thumb?sig=1"' in html
     assert "查看照片" in text
     assert "照片1暂时无法查看：照片不存在或已删除" in text
+    # media's record of the reviewers given the photo, by role, in Beijing time
+    assert "审核人员已查看 2 次，最近一次 2026-11-20 10:30（省级复审人员）" in text
+    assert text.count("审核人员已查看") == 1  # the photo media refused says nothing of views
 
 
 async def second_degree_certificate(me: Candidate, application_id: uuid.UUID) -> uuid.UUID:

@@ -493,6 +493,18 @@ async def test_every_staff_view_of_a_photo_is_recorded_in_its_history(
         photo["photo_id"],
     )
     assert str(correlation) == request_id  # the request that was given the photo
+    # the owner may see when staff were given her photo, in which roles, not who they were
+    mine = await client.get(f"{PHOTOS}/views", headers=alice)
+    assert mine.status_code == 200, mine.text
+    seen = mine.json()["views"]
+    assert len(seen) == 10 and {v["photo_id"] for v in seen} == {photo["photo_id"]}
+    assert seen[-1]["given"] == "links" and seen[-1]["roles"] == ["reviewer"]
+    assert [v["viewed_at"] for v in seen] == sorted((v["viewed_at"] for v in seen), reverse=True)
+    assert reviewer_id not in mine.text and senior_id not in mine.text
+    assert (await client.get(f"{PHOTOS}/views", headers=tokens.candidate(BOB))).json() == {
+        "views": []
+    }
+    assert (await client.get(f"{PHOTOS}/views", headers=here)).status_code == 403
     # never published: no route for the view stream
     from media_service.entrypoints.worker import route
 

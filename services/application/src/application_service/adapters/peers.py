@@ -349,6 +349,19 @@ class PhotoLinks(_Read):
     expires_at: datetime
 
 
+class PhotoViewRecord(_Read):
+    """One time staff were given one of the candidate's photos (media records it)."""
+
+    photo_id: uuid.UUID
+    viewed_at: datetime
+    given: str
+    roles: tuple[str, ...]
+
+
+class _PhotoViews(_Read):
+    views: tuple[PhotoViewRecord, ...]
+
+
 class PhotoContent(_Read):
     """One copy of a photo's bytes, as media streamed them."""
 
@@ -403,6 +416,11 @@ class MediaPeer(_Peer):
         """Presigned URLs of the display copy, thumbnail and original, and their expiry."""
         response = await self._call("GET", self._photo_path(photo_id, "/links"), token=token)
         return self._model(PhotoLinks, response)
+
+    async def views(self, token: str) -> list[PhotoViewRecord]:
+        """我的照片查看记录: when staff were given the candidate's photos, newest first."""
+        response = await self._call("GET", f"{PHOTOS}/views", token=token)
+        return list(self._model(_PhotoViews, response).views)
 
     async def content(
         self, token: str, photo_id: uuid.UUID | str, variant: Variant = "display"

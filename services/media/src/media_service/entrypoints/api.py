@@ -81,6 +81,21 @@ class PhotoList(BaseModel):
     photos: list[PhotoRead]
 
 
+class PhotoViewRead(BaseModel):
+    """One time staff were given one of the caller's photos: when, what, in which roles."""
+
+    photo_id: uuid.UUID
+    viewed_at: datetime
+    given: str = Field(description="links, display, thumbnail or original")
+    roles: list[str]
+
+
+class PhotoViews(BaseModel):
+    """The caller's photos' views by staff, newest first (at most 200)."""
+
+    views: list[PhotoViewRead]
+
+
 class SignedLinks(BaseModel):
     """Presigned URLs of a photo's copies, valid until `expires_at`."""
 
@@ -188,6 +203,20 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
         """我的证书照片: the caller's photos, newest first."""
         photos = await media.photos.owned(uuid.UUID(candidate.account_id))
         return PhotoList(photos=[PhotoRead.of(p) for p in photos])
+
+    @app.get(PHOTOS + "/views", response_model=PhotoViews, tags=["photos"])
+    async def my_photo_views(media: Service, candidate: CurrentCandidate) -> PhotoViews:
+        """我的照片查看记录: when reviewers were given the caller's photos, newest first; who
+        they were is kept for the audit (`ops history`), not shown here."""
+        records = await media.photos.views_of(uuid.UUID(candidate.account_id))
+        return PhotoViews(
+            views=[
+                PhotoViewRead(
+                    photo_id=r.photo_id, viewed_at=r.viewed_at, given=r.given, roles=list(r.roles)
+                )
+                for r in records
+            ]
+        )
 
     @app.get(PHOTOS + "/{photo_id}", response_model=PhotoRead, tags=["photos"])
     async def show(photo_id: uuid.UUID, media: Service, principal: CurrentPrincipal) -> PhotoRead:

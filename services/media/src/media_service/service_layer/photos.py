@@ -62,6 +62,16 @@ log = logging.getLogger(__name__)
 STREAM_TYPE = PHOTO_STREAM.stream_type
 
 
+@dataclass(frozen=True)
+class ViewRecord:
+    """One time staff were given a photo, as its owner may know it (no staff identity)."""
+
+    photo_id: uuid.UUID
+    viewed_at: datetime
+    given: str
+    roles: tuple[str, ...]
+
+
 class PhotoViewed(DomainEvent):
     """A staff member was given a candidate's photo: its signed links, or one copy's bytes."""
 
@@ -445,6 +455,27 @@ class Photos:
                 metadata,
                 conn=conn,
             )
+
+    async def views_of(self, owner_id: uuid.UUID, limit: int = 200) -> list[ViewRecord]:
+        """When staff were given the owner's photos, newest first (their own record of it)."""
+        rows = await self._pool.fetch(
+            "SELECT stream_id, occurred_at, payload FROM eventkit.events"
+            " WHERE stream_type = $1"
+            " AND stream_id IN (SELECT photo_id::text FROM media.photos WHERE owner_id = $2)"
+            " ORDER BY occurred_at DESC, stream_version DESC LIMIT $3",
+            PHOTO_VIEW_STREAM_TYPE,
+            owner_id,
+            limit,
+        )
+        return [
+            ViewRecord(
+                photo_id=uuid.UUID(row["stream_id"]),
+                viewed_at=row["occurred_at"],
+                given=row["payload"]["given"],
+                roles=tuple(row["payload"]["roles"]),
+            )
+            for row in rows
+        ]
 
     async def links(self, photo: Photo) -> list[SignedLink]:
         """Short-lived presigned URLs of every copy of a photo the caller has already been

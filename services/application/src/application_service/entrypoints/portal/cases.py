@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from fastapi.responses import Response
 
 from application_service.adapters import catalogue_store
 from application_service.adapters.evidence import load_evidence
+from application_service.adapters.peers import PhotoViewRecord
 from application_service.domain.application import ApplicationStatus, ExemptionApplication
 from application_service.domain.catalogue import Catalogue, Plan
 from application_service.domain.evidence import Evidence
@@ -71,13 +72,26 @@ SLOW_MEDIA = "照片服务响应超时，请稍后刷新页面"
 
 @dataclass(frozen=True)
 class PhotoView:
-    """One certificate photo: its presigned links, or why they could not be made."""
+    """One certificate photo: its presigned links, or why they could not be made; and how often
+    reviewers have been given it (None: media could not say)."""
 
     number: int
     display: str | None = None
     thumbnail: str | None = None
     original: str | None = None
     problem: str | None = None
+    staff_views: int | None = None
+    last_viewed_at: datetime | None = None
+    last_viewed_by: str | None = None
+
+
+# who was given a photo, as the candidate is told (by role; who exactly is kept for the audit)
+VIEWER_LABELS = {"reviewer": "确认点审核人员", "senior_reviewer": "省级复审人员"}
+
+
+def viewer_label(roles: tuple[str, ...]) -> str:
+    """The candidate's word for the staff who viewed a photo."""
+    return next((VIEWER_LABELS[r] for r in roles if r in VIEWER_LABELS), "工作人员")
 
 
 @dataclass(frozen=True)
@@ -204,17 +218,47 @@ async def _photo(request: Request, visitor: Visitor, number: int, photo_id: uuid
     return PhotoView(number, links.display, links.thumbnail, links.original)
 
 
+async def _views(request: Request, visitor: Visitor) -> list[PhotoViewRecord] | None:
+    """Media's record of reviewers given the candidate's photos; None when it cannot say."""
+    media = service_of(request).media
+    if media is None:
+        return None
+    try:
+        return await asyncio.wait_for(media.views(visitor.token), PHOTO_WAIT)
+    except (TimeoutError, PeerRefused, PeerUnavailable):
+        return None
+
+
+def _with_views(
+    shown: PhotoView, photo_id: uuid.UUID, views: list[PhotoViewRecord] | None
+) -> PhotoView:
+    if views is None or shown.display is None:
+        return shown
+    mine = [v for v in views if v.photo_id == photo_id]  # newest first
+    return replace(
+        shown,
+        staff_views=len(mine),
+        last_viewed_at=mine[0].viewed_at if mine else None,
+        last_viewed_by=viewer_label(mine[0].roles) if mine else None,
+    )
+
+
 async def certificate_photos(
     request: Request, visitor: Visitor, certificates: tuple[ApplicationCertificate, ...]
 ) -> list[list[PhotoView]]:
-    """Every certificate's photo links, asked for together."""
+    """Every certificate's photo links and media's record of reviewers' views, asked for
+    together."""
     asked = [
         _photo(request, visitor, n, photo_id)
         for certificate in certificates
         for n, photo_id in enumerate(certificate.photo_ids, start=1)
     ]
-    found = iter(await asyncio.gather(*asked))
-    return [[next(found) for _ in certificate.photo_ids] for certificate in certificates]
+    shown, views = await asyncio.gather(asyncio.gather(*asked), _views(request, visitor))
+    found = iter(shown)
+    return [
+        [_with_views(next(found), photo_id, views) for photo_id in certificate.photo_ids]
+        for certificate in certificates
+    ]
 
 
 def _courses(
