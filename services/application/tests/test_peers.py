@@ -136,15 +136,23 @@ async def test_register_posts_the_form_and_returns_the_candidate_id() -> None:
             [PeerFieldError("name", "string_too_short", "长度不能少于 1 个字符")],
         ),
         (
-            {"code": "identity.mobile_invalid", "message": "请输入有效的手机号码"},
+            {
+                "code": "identity.mobile_invalid",
+                "field": "mobile",
+                "message": "请输入有效的手机号码",
+            },
             [PeerFieldError("mobile", "identity.mobile_invalid", "请输入有效的手机号码")],
         ),
         (
-            {"code": "identity.id_number_checksum", "message": "身份证号校验位不正确"},
+            {
+                "code": "identity.id_number_checksum",
+                "field": "id_number",
+                "message": "身份证号校验位不正确",
+            },
             [PeerFieldError("id_number", "identity.id_number_checksum", "身份证号校验位不正确")],
         ),
         (
-            {"code": "identity.password_weak", "message": "密码至少8位"},
+            {"code": "identity.password_weak", "field": "password", "message": "密码至少8位"},
             [PeerFieldError("password", "identity.password_weak", "密码至少8位")],
         ),
         (
@@ -156,7 +164,7 @@ async def test_register_posts_the_form_and_returns_the_candidate_id() -> None:
         ),
     ],
 )
-async def test_registration_refusals_keep_the_field_errors(
+async def test_registration_refusals_keep_the_field_errors(  # identity names the field
     error: dict[str, Any], fields: list[PeerFieldError]
 ) -> None:
     client, _ = identity({("POST", "/api/identity/candidates"): answer(422, {"error": error})})

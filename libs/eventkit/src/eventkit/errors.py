@@ -31,6 +31,7 @@ class DomainError(Exception):
 
     code: str = "domain.error"
     status: int = 422  # input that breaks a rule
+    field: str | None = None  # the request field at fault, when it is one (a form marks it)
     retry_after: int | None = None  # seconds, for errors worth retrying (a 503, a lockout)
 
     def __init__(self, message: str, detail_en: str = "", *, code: str | None = None) -> None:

@@ -360,7 +360,9 @@ def app_error_of(exc: DomainError) -> AppError:
     """The HTTP form of a domain error: its code, message and status; Retry-After if it has one."""
     retry_after = getattr(exc, "retry_after", None)
     headers = {"Retry-After": str(int(retry_after))} if retry_after is not None else None
-    return AppError(exc.code, exc.message, exc.detail_en, status=exc.status, headers=headers)
+    return AppError(
+        exc.code, exc.message, exc.detail_en, status=exc.status, field=exc.field, headers=headers
+    )
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:

@@ -20,7 +20,6 @@ certificate check needs is sent in the request body only, and kept nowhere.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
@@ -117,35 +116,11 @@ class QuickEntry(_Read):
         return self.state == "open"
 
 
-# Identity's domain refusals say no `field`; these codes concern one field of the forms.
-_IDENTITY_FIELDS = {
-    "identity.mobile_invalid": "mobile",
-    "identity.id_number_malformed": "id_number",
-    "identity.id_number_birth_date": "id_number",
-    "identity.id_number_checksum": "id_number",
-    "identity.password_weak": "password",
-    "identity.email_invalid": "email",
-}
-
-
 class IdentityPeer(_Peer):
     """Registration and the personal centre (个人中心) on identity's API."""
 
     peer = "identity"
     unavailable_message = "统一身份认证服务暂时不可用，请稍后再试"
-
-    def _refused(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        retry_after: int | None,
-        fields: Sequence[PeerFieldError],
-    ) -> Exception:
-        found = list(fields)
-        if not found and code in _IDENTITY_FIELDS:
-            found.append(PeerFieldError(_IDENTITY_FIELDS[code], code, message))
-        return PeerRefused(status, code, message, retry_after, found)
 
     async def register(
         self, ticket_number: str, id_number: str, name: str, password: str, mobile: str

@@ -13,6 +13,7 @@ class InvalidMobile(DomainError):
     """Not a mainland mobile number."""
 
     code = "identity.mobile_invalid"
+    field = "mobile"
 
 
 def check_mobile(text: str) -> str:

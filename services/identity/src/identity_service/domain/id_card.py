@@ -25,6 +25,8 @@ _SHAPE = re.compile(r"^\d{17}[\dX]$")
 class InvalidIdNumber(DomainError):
     """身份证号无效: malformed, wrong check digit, or an impossible birth date."""
 
+    field = "id_number"
+
 
 def _malformed(detail: str) -> InvalidIdNumber:
     return InvalidIdNumber(

@@ -23,6 +23,7 @@ class WeakPassword(DomainError):
     """The password breaks a rule; the message says which, in Chinese."""
 
     code = "identity.password_weak"
+    field = "password"
 
 
 def character_classes(password: str) -> int:

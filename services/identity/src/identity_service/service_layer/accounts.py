@@ -46,6 +46,7 @@ class CaptchaRefused(DomainError):
     """The captcha answer was wrong, or the captcha expired, was used or never existed."""
 
     status = 400
+    field = "captcha_answer"
 
 
 class LoginFailed(DomainError):

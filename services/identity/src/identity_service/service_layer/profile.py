@@ -26,6 +26,7 @@ class InvalidEmail(DomainError):
     """Not an e-mail address."""
 
     code = "identity.email_invalid"
+    field = "email"
 
 
 class AccountNotFound(DomainError):
