@@ -317,17 +317,21 @@ def container(s: Svc, component: str, command: list[str]) -> dict[str, Any]:
     return c
 
 
-def pod_spec(s: Svc, component: str, command: list[str], **extra: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "serviceAccountName": s.name,
+def hardened_pod(account: str, main: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A pod of one container under `account`: no API token, non-root, /tmp and the Kafka CA."""
+    return {
+        "serviceAccountName": account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": POD_SECURITY,
-        "containers": [container(s, component, command)],
+        "containers": [main],
         "volumes": [TMP_VOLUME, KAFKA_CA_VOLUME],
         **extra,
     }
-    return spec
+
+
+def pod_spec(s: Svc, component: str, command: list[str], **extra: Any) -> dict[str, Any]:
+    return hardened_pod(s.name, container(s, component, command), **extra)
 
 
 def spread(s: Svc, component: str) -> list[dict[str, Any]]:
@@ -604,15 +608,7 @@ def ops_docs() -> list[dict[str, Any]]:
         }
 
     def ops_pod(name: str, command: list[str], **extra: Any) -> dict[str, Any]:
-        return {
-            "serviceAccountName": OPS,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "securityContext": POD_SECURITY,
-            "containers": [ops_container(name, command)],
-            "volumes": [TMP_VOLUME, KAFKA_CA_VOLUME],
-            **extra,
-        }
+        return hardened_pod(OPS, ops_container(name, command), **extra)
 
     lag_command = [
         "ops",

@@ -49,7 +49,7 @@ from eventkit.relay import OutboxRelay
 from eventkit.store import EventStore
 from eventkit.testing import CountingProjection, eventually, publish, read_topic
 
-from .test_deploy_manifests import by_name, render
+from .test_deploy_manifests import DECLARED_TOPICS, by_name, render
 
 pytestmark = pytest.mark.integration
 
@@ -116,19 +116,13 @@ async def grant(
         await admin.close()
 
 
-def declared_topics() -> set[str]:
-    from contracts.registry import all_streams
-
-    return {stream.topic for stream in all_streams()}
-
-
 @pytest.fixture(scope="module")
 def topics(stack: Endpoints, names: Renamed) -> list[str]:
     """Every contract topic under this run's names, created by a super user (as the KafkaTopics
     are in the cluster), with one message each for the readers."""
 
     async def create() -> list[str]:
-        renamed = sorted(names.topic(t) for t in declared_topics())
+        renamed = sorted(names.topic(t) for t in DECLARED_TOPICS)
         await ensure_topics(stack.kafka_bootstrap, [TopicSpec(t, partitions=2) for t in renamed])
         for topic in renamed:
             envelope = EventEnvelope(

@@ -36,30 +36,27 @@ FAIL_WITHIN = 15.0  # seconds: a refused client must give up, never hang
 
 
 @pytest.fixture
-def secured(secured_kafka: KafkaConnection) -> KafkaConnection:
-    """The stack's SASL_SSL listener (the root conftest's `secured_kafka`)."""
-    return secured_kafka
-
-
-@pytest.fixture
-def wrong_password(secured: KafkaConnection) -> KafkaConnection:
-    return dataclasses.replace(secured, password="not-the-password-7f3a")
+def wrong_password(secured_kafka: KafkaConnection) -> KafkaConnection:
+    return dataclasses.replace(secured_kafka, password="not-the-password-7f3a")
 
 
 async def test_an_event_goes_from_the_store_through_the_relay_to_a_projection_over_sasl_ssl(
-    pool: asyncpg.Pool, stack: Endpoints, secured: KafkaConnection, caplog: pytest.LogCaptureFixture
+    pool: asyncpg.Pool,
+    stack: Endpoints,
+    secured_kafka: KafkaConnection,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     topic = unique_name("secured")
-    assert await ensure_topics(secured, [TopicSpec(topic, partitions=3)]) == [topic]
-    assert len(await topic_partitions(secured, [topic])) == 3
+    assert await ensure_topics(secured_kafka, [TopicSpec(topic, partitions=3)]) == [topic]
+    assert len(await topic_partitions(secured_kafka, [topic])) == 3
     store = EventStore(pool)
     events = [NewEvent(event_type="Counted", payload={"n": n}) for n in range(3)]
     await store.append("thing", "s-1", 0, events, META)
 
-    relay = OutboxRelay(pool, {"thing": topic}.get, name="secured", bootstrap=secured)
+    relay = OutboxRelay(pool, {"thing": topic}.get, name="secured", bootstrap=secured_kafka)
     projection = CountingProjection(unique_name("proj"), (topic,))
-    runner = KafkaProjectionRunner(pool, projection, bootstrap=secured)
+    runner = KafkaProjectionRunner(pool, projection, bootstrap=secured_kafka)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(runner.run(stop))]
 
@@ -76,14 +73,14 @@ async def test_an_event_goes_from_the_store_through_the_relay_to_a_projection_ov
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-    messages = await read_topic(secured, topic)
+    messages = await read_topic(secured_kafka, topic)
     assert sorted(m.envelope.event_id for m in messages if m.envelope) == sorted(
         e.event_id for e in events
     )
     # the same broker, seen through its PLAINTEXT listener: one log, two listeners
     assert len(await read_topic(stack.kafka_bootstrap, topic)) == 3
-    assert await connection_problem(secured) is None
-    assert secured.password and secured.password not in caplog.text
+    assert await connection_problem(secured_kafka) is None
+    assert secured_kafka.password and secured_kafka.password not in caplog.text
 
 
 async def test_a_wrong_password_fails_fast_with_an_authentication_error(
@@ -109,19 +106,21 @@ async def test_a_wrong_password_fails_fast_with_an_authentication_error(
     assert wrong_password.password not in str(caught.value)
 
 
-async def test_a_client_that_does_not_trust_the_ca_is_refused(secured: KafkaConnection) -> None:
-    system_cas_only = dataclasses.replace(secured, ca_file=None)
+async def test_a_client_that_does_not_trust_the_ca_is_refused(
+    secured_kafka: KafkaConnection,
+) -> None:
+    system_cas_only = dataclasses.replace(secured_kafka, ca_file=None)
     with pytest.raises(KafkaUnavailable, match="certificate verif") as caught:
         await asyncio.wait_for(topic_partitions(system_cas_only, ["any"]), FAIL_WITHIN)
     assert "TLS" in str(caught.value)
 
 
 async def test_a_plaintext_client_on_the_secured_port_gives_up_in_bounded_time(
-    secured: KafkaConnection,
+    secured_kafka: KafkaConnection,
 ) -> None:
-    plaintext = KafkaConnection(secured.bootstrap)
+    plaintext = KafkaConnection(secured_kafka.bootstrap)
     problem = await asyncio.wait_for(connection_problem(plaintext, timeout=3.0), FAIL_WITHIN)
-    assert problem is not None and secured.bootstrap in problem
+    assert problem is not None and secured_kafka.bootstrap in problem
 
 
 async def test_a_topic_the_brokers_refuse_to_create_is_an_error_not_a_success(

@@ -18,12 +18,6 @@ from servicekit.health import kafka_check
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def secured(secured_kafka: KafkaConnection) -> KafkaConnection:
-    """The stack's SASL_SSL listener (the root conftest's `secured_kafka`)."""
-    return secured_kafka
-
-
 async def readyz(check: object, timeout: float = 5.0) -> httpx.Response:
     app = create_app("test", version="0", health_checks={"kafka": check}, readiness_timeout=timeout)
     transport = httpx.ASGITransport(app=app)
@@ -39,8 +33,8 @@ async def test_the_check_passes_over_plaintext_as_before(stack: Endpoints) -> No
         await check.close()
 
 
-async def test_the_check_passes_over_sasl_ssl(secured: KafkaConnection) -> None:
-    check = kafka_check(secured, timeout=5.0)
+async def test_the_check_passes_over_sasl_ssl(secured_kafka: KafkaConnection) -> None:
+    check = kafka_check(secured_kafka, timeout=5.0)
     try:
         response = await readyz(check)
         assert response.status_code == 200, response.text
@@ -50,10 +44,10 @@ async def test_the_check_passes_over_sasl_ssl(secured: KafkaConnection) -> None:
 
 
 async def test_a_wrong_password_makes_the_service_unready_quickly_and_says_why(
-    secured: KafkaConnection, caplog: pytest.LogCaptureFixture
+    secured_kafka: KafkaConnection, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    bad = dataclasses.replace(secured, password="not-the-password-91c2")
+    bad = dataclasses.replace(secured_kafka, password="not-the-password-91c2")
     check = kafka_check(bad, timeout=5.0)
     try:
         started = time.monotonic()
