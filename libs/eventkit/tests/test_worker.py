@@ -178,3 +178,68 @@ def test_progress_outside_a_supervised_component_is_ignored() -> None:
     beat()
     assert health.components["relay"].beats == 1
     assert health.stalled_for("relay") is None  # not running: never stalled
+
+
+async def test_a_component_sleeping_longer_than_the_stall_limit_is_not_stalled() -> None:
+    """Liveness does not depend on how long a component sleeps between turns: a sweep every
+    0.5 s under a 0.1 s stall limit runs on, never cancelled (the sweeper's 300 s sleep under
+    the 300 s limit was killed as stalled)."""
+    from eventkit.health import WorkerHealth
+    from eventkit.worker import every
+
+    stop = asyncio.Event()
+    health = WorkerHealth(down_after=60, stall_after=0.1)
+    runs: list[float] = []
+
+    async def sweep() -> None:
+        runs.append(asyncio.get_running_loop().time())
+
+    task = asyncio.create_task(
+        supervise({"sweeper": every(0.5, sweep)}, stop, initial_backoff=0.01, health=health)
+    )
+    try:
+        await asyncio.sleep(1.3)
+        state = health.components["sweeper"]
+        assert state.restarts == 0, state.last_error
+        assert len(runs) == 3  # at 0, 0.5 and 1.0 s: each sleep ran its full length
+        assert health.healthy()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def test_a_component_that_hangs_after_its_declared_rest_is_still_restarted() -> None:
+    """A rest is declared, not a blanket pass: the stall clock starts again when it ends."""
+    from eventkit.health import WorkerHealth, beat, pause
+
+    stop = asyncio.Event()
+    health = WorkerHealth(down_after=60, stall_after=0.1)
+    starts = 0
+    woke = asyncio.Event()
+
+    async def napper(stop: asyncio.Event) -> None:
+        nonlocal starts
+        starts += 1
+        beat()
+        if starts == 1:
+            await pause(stop, 0.4)  # four stall limits asleep: fine
+            woke.set()
+            await asyncio.Event().wait()  # then stuck for good: a stall
+        await stop.wait()
+
+    task = asyncio.create_task(
+        supervise({"napper": napper}, stop, initial_backoff=0.01, health=health)
+    )
+    try:
+        await asyncio.wait_for(woke.wait(), timeout=5)
+        assert health.components["napper"].restarts == 0
+        for _ in range(100):
+            if starts == 2:
+                break
+            await asyncio.sleep(0.02)
+        state = health.components["napper"]
+        assert starts == 2 and state.restarts == 1
+        assert "no progress for" in (state.last_error or "")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)

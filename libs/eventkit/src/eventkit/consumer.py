@@ -11,7 +11,6 @@ with its error and the batch goes on without it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import traceback
 import uuid
@@ -28,7 +27,7 @@ from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
 from eventkit.feed import FeedEvent, Position, read_feed
-from eventkit.health import beat
+from eventkit.health import beat, pause
 from eventkit.kafka import KafkaConnection, kafka_connection, start_or_explain
 from eventkit.projection import (
     Projection,
@@ -468,8 +467,7 @@ class FeedProjectionRunner:
                 sleep = self._idle_sleep
                 continue
             sleep = min(sleep * 2, self._max_idle_sleep)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=sleep)
+            await pause(stop, sleep)  # a declared rest: never judged a stall
 
     async def catch_up_once(self, conn: Conn | None = None) -> int | None:
         """Apply one batch of the feed; None when there was nothing new to read.

@@ -14,6 +14,12 @@ applied, a sweep done). Once a component has beaten, the supervisor (`eventkit.w
 `stall_after` seconds without a beat as a crash: it cancels the component and restarts it, so a
 consumer stuck on a call that never returns is restarted like one that raised, and one that
 keeps stalling makes /healthz answer 503 like one that keeps crashing.
+
+Sleeping is not stalling: a component that waits between turns does so through `pause(stop,
+seconds)` (or declares the wait with `resting(seconds)`), which tells the supervisor that it is
+idle until then. The stall clock runs from the later of its last beat and the end of its declared
+rest, so liveness never depends on how long a component sleeps (a sweep every 300 s under a
+300 s stall limit is fine), while a component that hangs after waking is still caught.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class ComponentState:
     last_error: str | None = None
     beats: int = 0  # progress reports since the process started (0: never reports progress)
     last_progress: float | None = None  # the last beat, or the last start
+    resting_until: float | None = None  # the end of the rest it last declared (pause)
 
     def is_down(self, now: float, down_after: float) -> bool:
         if self.down_since is None:
@@ -66,7 +73,7 @@ class WorkerHealth:
         """A component (re)started."""
         state = self.components.setdefault(name, ComponentState())
         state.running, state.started_at = True, time.monotonic()
-        state.last_progress = state.started_at
+        state.last_progress, state.resting_until = state.started_at, None
 
     def beat(self, name: str) -> None:
         """A component made progress."""
@@ -74,15 +81,28 @@ class WorkerHealth:
         state.beats += 1
         state.last_progress = time.monotonic()
 
+    def rest(self, name: str, seconds: float) -> None:
+        """A component is idle, by its own choice, for the next `seconds` (it sleeps)."""
+        state = self.components.setdefault(name, ComponentState())
+        state.resting_until = time.monotonic() + max(seconds, 0.0)
+
+    def _expected_progress_since(self, state: ComponentState) -> float:
+        assert state.last_progress is not None
+        if state.resting_until is None:
+            return state.last_progress
+        return max(state.last_progress, state.resting_until)
+
     def stalled_for(self, name: str, now: float | None = None) -> float | None:
         """Seconds without progress, when a running component that reports progress has gone
-        longer than `stall_after` without it; else None."""
+        longer than `stall_after` without it; else None. A declared rest (`pause`) does not
+        count: the clock runs from its last beat or the end of its rest, whichever is later."""
         state = self.components.get(name)
         if self.stall_after is None or state is None or not state.running or not state.beats:
             return None
+        now = time.monotonic() if now is None else now
+        since = self._expected_progress_since(state)
         assert state.last_progress is not None
-        idle = (time.monotonic() if now is None else now) - state.last_progress
-        return idle if idle > self.stall_after else None
+        return now - state.last_progress if now - since > self.stall_after else None
 
     def crashed(self, name: str, error: BaseException) -> None:
         """A component raised; it waits to be restarted."""
@@ -116,13 +136,20 @@ class WorkerHealth:
                         if s.beats and s.last_progress is not None
                         else None
                     ),
+                    "resting": s.resting_until is not None and s.resting_until > now,
                 }
                 for name, s in sorted(self.components.items())
             },
         }
 
 
-_PROGRESS: ContextVar[Callable[[], None] | None] = ContextVar("eventkit_progress", default=None)
+@dataclass(frozen=True, slots=True)
+class _Reporter:
+    beat: Callable[[], None]
+    rest: Callable[[float], None]
+
+
+_PROGRESS: ContextVar[_Reporter | None] = ContextVar("eventkit_progress", default=None)
 
 
 def beat() -> None:
@@ -130,13 +157,40 @@ def beat() -> None:
     e.g. in tests or in a rebuild run by ops, this does nothing."""
     report = _PROGRESS.get()
     if report is not None:
-        report()
+        report.beat()
+
+
+def resting(seconds: float) -> None:
+    """The calling component is about to sleep for up to `seconds` on purpose: the supervisor
+    does not count that time as a stall. Outside a supervised component this does nothing."""
+    report = _PROGRESS.get()
+    if report is not None:
+        report.rest(seconds)
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds` between turns, as a declared rest; True when `stop` was set.
+
+    Every supervised component that waits between turns waits through this, so the supervisor
+    never mistakes its sleep for a stall, however long the sleep and however short the limit."""
+    resting(seconds)
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    finally:
+        beat()  # awake again: the stall clock starts over from here
+    return True
 
 
 @contextlib.contextmanager
 def reporting_progress(health: WorkerHealth, name: str) -> Iterator[None]:
-    """Within this block (and the tasks it starts), `beat()` reports to `health` as `name`."""
-    token = _PROGRESS.set(lambda: health.beat(name))
+    """Within this block (and the tasks it starts), `beat()` and `resting()` report to `health`
+    as `name`."""
+    reporter = _Reporter(
+        beat=lambda: health.beat(name), rest=lambda seconds: health.rest(name, seconds)
+    )
+    token = _PROGRESS.set(reporter)
     try:
         yield
     finally:

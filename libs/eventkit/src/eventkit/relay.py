@@ -20,7 +20,7 @@ import asyncpg
 from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.feed import FeedEvent, Position, approximate_lag, read_feed
-from eventkit.health import beat
+from eventkit.health import beat, pause
 from eventkit.kafka import (
     KafkaConnection,
     idempotent_producer,
@@ -207,9 +207,5 @@ async def _stop_quietly(producer: Producer) -> None:
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True when `stop` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
+    """Sleep up to `seconds` (a declared rest, never a stall); True when `stop` was set."""
+    return await pause(stop, seconds)

@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 import asyncpg
 
 from eventkit.db import create_pool
-from eventkit.health import WorkerHealth, beat, reporting_progress, serve_health
+from eventkit.health import WorkerHealth, beat, pause, reporting_progress, serve_health
 from eventkit.kafka import TopicSpec, ensure_topics
 from eventkit.logs import configure_logging
 from eventkit.relay import OutboxRelay
@@ -103,14 +103,17 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
 
 
 def every(interval: float, task: Callable[[], Awaitable[object]]) -> Component:
-    """A component running `task` every `interval` seconds until stopped (sweeps, expiries)."""
+    """A component running `task` every `interval` seconds until stopped (sweeps, expiries).
+
+    The wait between runs is a declared rest (`eventkit.health.pause`): an interval longer than
+    the supervisor's stall limit is not a stall."""
 
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
             beat()
             await task()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if await pause(stop, interval):
+                return
 
     return run
 
