@@ -20,6 +20,9 @@ from eventkit.db import create_pool
 from eventkit.kafka import KafkaConnection
 from eventkit.migrations import migrate
 
+# Tests run on the public development keys and secrets, which services refuse otherwise.
+os.environ.setdefault("EVENTKIT_DEV_MODE", "true")
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:

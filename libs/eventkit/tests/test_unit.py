@@ -125,6 +125,13 @@ def test_headers_carry_type_id_and_trace() -> None:
         ("手机 13812345678", "手机 138****5678"),
         ("order 1234567890123456789012", "order 1234567890123456789012"),
         ("case 2026112800001", "case 2026112800001"),
+        ("电话+8613812345678。", "电话+86138****5678。"),
+        # Digit runs inside tokens are not personal numbers: ids and digests stay matchable.
+        ("cid 0f0e4e2a-7b1c-4d2e-9f3a-a13912345678", "cid 0f0e4e2a-7b1c-4d2e-9f3a-a13912345678"),
+        ("sha f13912345678e140105199003152018b", "sha f13912345678e140105199003152018b"),
+        ("key k140105199003152018", "key k140105199003152018"),
+        # An 18-digit number without a birth date in it is not an ID number.
+        ("offset 123456789012345678", "offset 123456789012345678"),
     ],
 )
 def test_personal_data_is_masked(text: str, masked: str) -> None:

@@ -23,6 +23,12 @@ class ItemCreate(BaseModel):
     count: int
 
 
+class UnstorableText(Exception):
+    """Shaped like asyncpg's CharacterNotInRepertoireError (servicekit imports no driver)."""
+
+    sqlstate = "22021"
+
+
 def build_app() -> FastAPI:
     app = create_app("test", version="0")
 
@@ -44,6 +50,10 @@ def build_app() -> FastAPI:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError(f"database said no for {ID_NUMBER}")
+
+    @app.get("/nul")
+    async def nul() -> None:
+        raise UnstorableText("invalid byte sequence for encoding UTF8: 0x00")
 
     return app
 
@@ -146,3 +156,13 @@ async def test_unexpected_exception_is_a_generic_500_logged_masked(
     assert logged[0].exc_info is not None
     assert ID_NUMBER not in logged[0].getMessage()
     assert "1101**********002X" in logged[0].getMessage()
+
+
+async def test_text_the_database_cannot_store_is_422_not_500(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        response = await client.get("/nul")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "request.invalid_text"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -3,6 +3,7 @@ tokens turned into a verified principal, renewed with the refresh token when the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -394,3 +395,139 @@ def _principal(expires_at: datetime) -> Any:
         account_id="a", kind="staff", roles=frozenset({"reviewer"}), token_id="t",
         expires_at=expires_at,
     )  # fmt: skip
+
+
+# --- one renewal per session at a time; only a refused refresh token ends a session --------
+
+
+class SlowIdentity(Identity):
+    """Identity taking a moment to renew: concurrent renewals overlap."""
+
+    def __init__(self, new_access: str) -> None:
+        super().__init__({"/api/identity/token": answer(200, token_body(new_access, "r2"))})
+
+    def client(self) -> IdentityClient:
+        async def handler(request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(0.05)
+            return self(request)
+
+        return IdentityClient("http://identity/", transport=httpx.MockTransport(handler))
+
+
+async def test_two_requests_of_one_session_renew_once() -> None:
+    old = staff_token(issued=datetime.now(UTC) - timedelta(hours=1))
+    new = staff_token(issued=datetime.now(UTC))
+    identity = SlowIdentity(new)
+    keeper = TokenKeeper(verifier(), identity.client())
+    session = session_with(old, "r1")
+    first, second = await asyncio.gather(keeper.signed_in(session), keeper.signed_in(session))
+    assert first is not None and second is not None
+    assert len(identity.seen) == 1, "the refresh token was spent twice"
+    assert first.session.data == second.session.data == {ACCESS_KEY: new, REFRESH_KEY: "r2"}
+    # A third request that read the old cookie a moment later gets the same successor too.
+    third = await keeper.signed_in(session)
+    assert third is not None and third.session.data == first.session.data
+    assert len(identity.seen) == 1
+    # Another session renews on its own.
+    assert await keeper.signed_in(session_with(old, "r9")) is not None
+    assert [json.loads(r.content)["refresh_token"] for r in identity.seen] == ["r1", "r9"]
+
+
+async def test_a_renewal_is_remembered_only_briefly() -> None:
+    old = staff_token(issued=datetime.now(UTC) - timedelta(hours=1))
+    identity = renewing(staff_token(issued=datetime.now(UTC)))
+    keeper = TokenKeeper(verifier(), identity.client(), recent=timedelta(0))
+    session = session_with(old, "r1")
+    assert await keeper.signed_in(session) is not None
+    assert await keeper.signed_in(session) is not None
+    assert len(identity.seen) == 2  # nothing remembered: identity's grace interval decides
+
+
+async def test_a_request_that_gives_up_does_not_cancel_the_shared_renewal() -> None:
+    old = staff_token(issued=datetime.now(UTC) - timedelta(hours=1))
+    identity = SlowIdentity(staff_token(issued=datetime.now(UTC)))
+    keeper = TokenKeeper(verifier(), identity.client())
+    session = session_with(old, "r1")
+    quitter = asyncio.ensure_future(keeper.signed_in(session))
+    await asyncio.sleep(0.01)
+    stayer = asyncio.ensure_future(keeper.signed_in(session))
+    await asyncio.sleep(0.01)
+    quitter.cancel()
+    signed = await stayer
+    assert signed is not None and signed.renewed and len(identity.seen) == 1
+
+
+async def test_concurrent_renewals_share_identitys_failure_and_keep_the_session() -> None:
+    old = staff_token(issued=datetime.now(UTC) - timedelta(hours=1))
+    identity = Identity({"/api/identity/token": answer(503, b"down", **{"Retry-After": "5"})})
+    keeper = TokenKeeper(verifier(), identity.client())
+    session = session_with(old, "r1")
+    results = await asyncio.gather(
+        keeper.signed_in(session), keeper.signed_in(session), return_exceptions=True
+    )
+    assert all(isinstance(r, IdentityUnavailable) for r in results), results
+    assert all(r.session is None and "请稍后重试" in r.message for r in results)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(429, "identity.too_many"), (403, "identity.forbidden"), (400, "request.malformed")],
+)
+async def test_a_refresh_refused_for_another_reason_than_the_token_keeps_the_session(
+    status: int, code: str
+) -> None:
+    old = staff_token(issued=datetime.now(UTC) - timedelta(hours=1))
+    identity = Identity({"/api/identity/token": refused(status, code, "请稍后")})
+    with pytest.raises(IdentityUnavailable):
+        await TokenKeeper(verifier(), identity.client()).signed_in(session_with(old, "r1"))
+
+
+ROTATED = Ed25519KeyPair.generate("identity-next")  # a key identity rotated to
+
+
+async def test_an_access_token_signed_with_a_key_not_yet_known_keeps_the_session() -> None:
+    fresh = staff_token(issued=datetime.now(UTC), keypair=ROTATED)
+    identity = renewing("unused")
+    keeper = TokenKeeper(verifier(), identity.client())
+    with pytest.raises(IdentityUnavailable) as caught:
+        await keeper.signed_in(session_with(fresh, "r1"))
+    assert caught.value.status == 503 and caught.value.session is None
+    assert identity.seen == []  # nothing to renew: the token is fine, its key is on its way
+
+
+async def test_an_expired_token_of_a_retired_key_is_renewed() -> None:
+    old = staff_token(issued=datetime.now(UTC) - timedelta(hours=1), keypair=ROTATED)
+    new = staff_token(issued=datetime.now(UTC))
+    signed = await TokenKeeper(verifier(), renewing(new).client()).signed_in(
+        session_with(old, "r1")
+    )
+    assert signed is not None and signed.renewed and signed.access_token == new
+
+
+async def test_a_renewed_token_signed_with_an_unknown_key_keeps_the_renewed_session() -> None:
+    old = staff_token(issued=datetime.now(UTC) - timedelta(hours=1))
+    new = staff_token(issued=datetime.now(UTC), keypair=ROTATED)
+    keeper = TokenKeeper(verifier(), renewing(new, "r2").client())
+    with pytest.raises(IdentityUnavailable) as caught:
+        await keeper.signed_in(session_with(old, "r1"))
+    renewed = caught.value.session
+    assert renewed is not None, "the spent refresh token's successor would be lost"
+    assert renewed.data == {ACCESS_KEY: new, REFRESH_KEY: "r2"}
+
+
+class Unreachable:
+    """A key source whose JWKS could never be fetched (identity down since the start)."""
+
+    async def get(self, kid: str) -> Any:
+        from servicekit.auth import keys_unavailable
+
+        raise keys_unavailable()
+
+
+async def test_signing_keys_out_of_reach_keep_the_session() -> None:
+    fresh = staff_token(issued=datetime.now(UTC))
+    identity = renewing("unused")
+    keeper = TokenKeeper(TokenVerifier(Unreachable(), issuer=IDENTITY_ISSUER), identity.client())
+    with pytest.raises(IdentityUnavailable):
+        await keeper.signed_in(session_with(fresh, "r1"))
+    assert identity.seen == []

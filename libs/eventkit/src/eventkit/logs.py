@@ -14,9 +14,18 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
 
-# 18-character resident ID (GB 11643) and mainland mobile numbers, anywhere in a message.
-_ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+# The shapes of personal numbers, and only those: an 18-character resident ID (GB 11643: area,
+# a birth date of 19xx or 20xx, sequence, check character) and a mainland mobile number (with or
+# without +86), each standing alone. A digit run inside a UUID, a hash or another token (letters
+# or digits on either side) is not one, so correlation ids and digests stay intact.
+_ALONE_BEFORE = r"(?<![0-9A-Za-z])"
+_ALONE_AFTER = r"(?![0-9A-Za-z])"
+_ID_CARD = re.compile(
+    _ALONE_BEFORE
+    + r"(\d{4})\d{2}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(\d{3}[\dXx])"
+    + _ALONE_AFTER
+)
+_MOBILE = re.compile(_ALONE_BEFORE + r"((?:\+?86[- ]?)?1[3-9]\d)\d{4}(\d{4})" + _ALONE_AFTER)
 
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}

@@ -2,15 +2,81 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventkit.kafka import KafkaConfigError, KafkaConnection, SaslMechanism, SecurityProtocol
+
+DEV_MODE_VARIABLE = "EVENTKIT_DEV_MODE"
+
+
+class _DevMode(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVENTKIT_", extra="ignore", frozen=True)
+
+    dev_mode: bool = False
+
+
+def dev_mode() -> bool:
+    """True when EVENTKIT_DEV_MODE says this is a development machine (`make run`, the tests):
+    only then may a service run on the public development keys and secrets."""
+    return _DevMode().dev_mode
+
+
+def variable_of(settings: type[BaseSettings], field: str) -> str:
+    """The environment variable a settings field is read from (its first alias, if any)."""
+    info = settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0].upper()
+    if isinstance(alias, str):
+        return alias.upper()
+    return f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def refuse_development_values(settings: BaseSettings, development: Mapping[str, str]) -> None:
+    """The one rule on development secrets: unless `dev_mode()`, refuse settings whose fields
+    (named in `development`) still hold their public development value, naming each variable.
+
+    Call it from a settings class's `model_validator(mode="after")`. The error never shows the
+    values (hide_input), only which variables to set.
+    """
+    if dev_mode():
+        return
+    errors = []
+    for field, public in development.items():
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value != public:
+            continue
+        variable = variable_of(type(settings), field)
+        errors.append(
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "development_value",
+                    "{variable} is the public development value: set it (from the secret "
+                    "store), or set {flag}=true on a development machine",
+                    {"variable": variable, "flag": DEV_MODE_VARIABLE},
+                ),
+                loc=(field,),
+                input=None,
+            )
+        )
+    if errors:
+        raise ValidationError.from_exception_data(type(settings).__name__, errors, hide_input=True)
 
 
 class PlatformSettings(BaseSettings):

@@ -14,8 +14,9 @@ from servicekit.auth import JwksClient, TokenVerifier, VerifiesTokens
 from servicekit.context import RequestContext
 from servicekit.errors import ErrorBody, install_error_handlers
 from servicekit.health import Check, health_router
-from servicekit.limits import BodySizeLimit
+from servicekit.limits import BodySizeLimit, RequestText
 from servicekit.metrics import metrics_router
+from servicekit.openapi import document_errors
 from servicekit.signing import IDENTITY_ISSUER
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
@@ -50,8 +51,10 @@ def create_app(
         fastapi_options["lifespan"] = _closing(fastapi_options.get("lifespan"), closable)
     app = FastAPI(title=title, version=version, responses=responses, **fastapi_options)
     install_error_handlers(app)
+    document_errors(app)
     # Added last runs first: the request context wraps the body limit so 413s carry a request id.
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, overrides=body_limits)
+    app.add_middleware(RequestText)
     app.add_middleware(RequestContext)
     app.include_router(
         health_router(health_checks or {}, advisory=advisory_checks, timeout=readiness_timeout)

@@ -89,6 +89,18 @@ def invalid_token(detail_en: str) -> AppError:
     )
 
 
+class UnknownSigningKey(AppError):
+    """401 `auth.invalid_token` for a token whose key id is not (yet) among identity's published
+    keys. To an API caller it is an invalid token like any other; a web session holding the token
+    (sealed, so it came from identity) tells from it that the keys are rotating or out of reach,
+    which is no reason to end the session."""
+
+    def __init__(self) -> None:
+        bad = invalid_token("unknown kid")
+        super().__init__(bad.code, bad.message, bad.detail_en, status=bad.status,
+                         headers=bad.headers)  # fmt: skip
+
+
 def token_expired() -> AppError:
     """401 `auth.token_expired`: the token was valid but has expired."""
     return AppError(
@@ -287,7 +299,7 @@ class TokenVerifier:
             raise invalid_token("token kid missing")
         key = await self._keys.get(kid)
         if key is None:
-            raise invalid_token("unknown kid")
+            raise UnknownSigningKey()
         try:
             claims = jwt.decode(
                 token,

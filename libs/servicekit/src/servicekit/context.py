@@ -13,12 +13,17 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventkit.logs import correlation_id
-from servicekit.errors import INTERNAL_MESSAGE, log_unhandled, send_error
+from servicekit.errors import log_unhandled, send_error, unexpected
 from servicekit.metrics import REQUEST_SECONDS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 _UNMATCHED = "<unmatched>"
+# Methods are a metric label: any other verb a client sends folds into one value.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "OTHER"
 
 access_log = logging.getLogger("servicekit.access")
 
@@ -85,14 +90,17 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            log_unhandled(exc)
             if started:
+                log_unhandled(exc)
                 raise
-            await send_error(send_with_id, 500, "internal", INTERNAL_MESSAGE, rid)
+            status_code, code, message = unexpected(exc)
+            await send_error(send_with_id, status_code, code, message, rid)
         finally:
             elapsed = time.perf_counter() - begun
             template = route_template(scope)
             method = str(scope.get("method", ""))
+            if method not in KNOWN_METHODS:
+                method = OTHER_METHOD
             REQUEST_SECONDS.labels(method, template, str(status)).observe(elapsed)
             access_log.log(
                 logging.DEBUG if scope.get("path") in self._quiet else logging.INFO,

@@ -191,9 +191,11 @@ async def send_error(
     message: str,
     request_id: str,
     headers: Mapping[str, str] | None = None,
+    fields: Sequence[FieldError] = (),
 ) -> None:
     """Send an error response straight over ASGI (for pure-ASGI middleware)."""
-    payload = json.dumps(error_body(code, message, request_id), ensure_ascii=False).encode()
+    body = error_body(code, message, request_id, fields=fields)
+    payload = json.dumps(body, ensure_ascii=False).encode()
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
@@ -211,6 +213,8 @@ _PHRASES: dict[str, str] = {
     "string_too_long": "长度不能超过 {max_length} 个字符",
     "string_pattern_mismatch": "格式不正确",
     "string_unicode": "包含无效字符",
+    "string_control_character": "包含不允许的控制字符",
+    "string_blank": "此项不能为空",
     "int_type": "应为整数",
     "int_parsing": "应为整数",
     "int_from_float": "应为整数",
@@ -237,6 +241,7 @@ _PHRASES: dict[str, str] = {
     "datetime_parsing": "时间格式不正确",
     "datetime_from_date_parsing": "时间格式不正确",
     "datetime_type": "时间格式不正确",
+    "date_out_of_range": "日期须在 {earliest} 至 {latest} 之间",
     "uuid_parsing": "标识格式不正确",
     "uuid_type": "标识格式不正确",
     "extra_forbidden": "不允许提交此项",
@@ -351,9 +356,24 @@ def log_unhandled(exc: BaseException) -> None:
     )
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
+# PostgreSQL's refusals of text it cannot store (U+0000 in text or jsonb): the request's fault.
+# Request models refuse control characters first; this is the net under any path that slips.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})  # character_not_in_repertoire, untranslatable
+
+
+def unexpected(exc: BaseException) -> tuple[int, str, str]:
+    """Status, code and message for an exception nothing handled, logged as it deserves: text
+    the database cannot store is the request's fault (422); anything else is a 500."""
+    if getattr(exc, "sqlstate", None) in _UNSTORABLE_TEXT:
+        log.warning("text refused by the database", extra={"exception": type(exc).__name__})
+        return 422, "request.invalid_text", "提交的内容包含不允许的字符"
     log_unhandled(exc)
-    return await _respond(request, 500, "internal", INTERNAL_MESSAGE)
+    return 500, "internal", INTERNAL_MESSAGE
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    status, code, message = unexpected(exc)
+    return await _respond(request, status, code, message)
 
 
 def app_error_of(exc: DomainError) -> AppError:

@@ -11,34 +11,70 @@ session cookie, and renews the access token with the refresh token when it runs 
 
 Identity's refusals keep their stable code and Chinese message (`IdentityRefused`); identity
 being down or answering nonsense is `IdentityUnavailable` (503 `web.identity_unavailable`).
+
+Only identity refusing the refresh token (expired, revoked, reused: 401) ends a session. Identity
+down or busy, its keys unreachable or a key id not yet known while keys rotate is a "try again
+later" that keeps the session. A session's renewals take turns in the process (single flight):
+two requests of one session (two tabs) arriving in the renew window spend the refresh token once
+and both get its successor, also when the second comes a moment after the first renewal (the
+successor is remembered for `RECENT_RENEWALS`); identity's grace interval covers two processes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 import math
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt
 
-from servicekit.auth import Principal, TokenVerifier
+from servicekit.auth import Principal, TokenVerifier, UnknownSigningKey
 from servicekit.errors import AppError
 from servicekit.peers import PeerClient, PeerFieldError, PeerRefused, PeerUnavailable
 from servicekit.web import Session
 
+log = logging.getLogger("servicekit.identity_client")
+
 ACCESS_KEY = "at"  # session data keys: short, the cookie has a size limit
 REFRESH_KEY = "rt"
 UNAVAILABLE_MESSAGE = "统一身份认证服务暂时不可用，请稍后再试"
+# A signed-in user's request that cannot be served now: they stay signed in.
+STILL_SIGNED_IN_MESSAGE = "统一身份认证服务暂时不可用，您仍处于登录状态，请稍后重试"
 RENEW_BEFORE = timedelta(seconds=20)  # renew a token this close to expiry, not after a failure
+# How long a renewal's answer serves other requests presenting the same (now spent) refresh
+# token: the other tab's request that read the cookie before the renewed one arrived. Shorter
+# than identity's grace interval (30 s), which covers the same between processes.
+RECENT_RENEWALS = timedelta(seconds=20)
+MAX_RECENT_RENEWALS = 10_000
+
+
+def forwarded_for(client_ip: str | None) -> dict[str, str] | None:
+    """The header telling identity whose request a UI's call is on (the person's address, as
+    the UI's server resolved it: uvicorn's proxy headers from the ingress). Identity believes it
+    only from its trusted proxies (IDENTITY_TRUSTED_PROXIES) and throttles per that address."""
+    return {"X-Forwarded-For": client_ip} if client_ip else None
 
 
 class IdentityUnavailable(PeerUnavailable):
-    """Identity could not be reached or answered something unusable."""
+    """Identity could not be reached or answered something unusable.
 
-    def __init__(self, detail_en: str) -> None:
-        super().__init__("web.identity_unavailable", UNAVAILABLE_MESSAGE, detail_en, retry_after=10)
+    `session`, when set, is the signed-in session with tokens identity just renewed but that
+    could not be verified yet (its key unknown): the answer must write it, or the next request
+    would present the spent refresh token again."""
+
+    def __init__(
+        self, detail_en: str, *, message: str = UNAVAILABLE_MESSAGE, session: Session | None = None
+    ) -> None:
+        super().__init__("web.identity_unavailable", message, detail_en, retry_after=10)
+        self.session = session
 
 
 class IdentityRefused(PeerRefused):
@@ -133,7 +169,7 @@ class IdentityClient(PeerClient):
             raise IdentityUnavailable("identity's captcha answer lacks fields") from exc
 
     async def _login(self, path: str, body: dict[str, str], client_ip: str | None) -> Tokens:
-        headers = {"X-Forwarded-For": client_ip} if client_ip else None
+        headers = forwarded_for(client_ip)
         return self._tokens(await self._call("POST", path, json=body, headers=headers))
 
     async def staff_login(
@@ -189,6 +225,10 @@ class SignedIn:
     renewed: bool
 
 
+def _token_fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class TokenKeeper:
     """Turns a session holding identity's tokens into a verified principal, refreshing as needed."""
 
@@ -198,36 +238,113 @@ class TokenKeeper:
         identity: IdentityClient,
         *,
         clock: Any = None,
+        recent: timedelta = RECENT_RENEWALS,
     ) -> None:
         self._verifier = verifier
         self._identity = identity
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Renewals in flight, and recent ones' answers (monotonic time, tokens), by a hash of
+        # the refresh token they spent (one per session); oldest first.
+        self._renewing: dict[str, asyncio.Future[Tokens]] = {}
+        self._recent: OrderedDict[str, tuple[float, Tokens]] = OrderedDict()
+        self._recent_seconds = recent.total_seconds()
 
     async def signed_in(self, session: Session) -> SignedIn | None:
         """The session's user, tokens renewed if the access token ran out or is about to;
-        None when there are no tokens or identity refuses to renew them (log in again).
-        IdentityUnavailable propagates: the user is not logged out because identity is down."""
+        None when there are no tokens, the access token is not identity's, or identity refuses
+        the refresh token (expired, revoked, reused): log in again.
+
+        IdentityUnavailable (the user stays signed in; "try again later") when identity is down
+        or busy, or its signing keys cannot be had (unreachable, or a key id not known yet while
+        keys rotate)."""
         access = session.data.get(ACCESS_KEY)
         refresh = session.data.get(REFRESH_KEY)
         if not isinstance(access, str) or not isinstance(refresh, str):
             return None
         try:
             principal = await self._verifier.verify(access)
+        except UnknownSigningKey as exc:
+            if not _expired_unverified(access, self._clock()):
+                raise IdentityUnavailable(
+                    "the access token's signing key is unknown", message=STILL_SIGNED_IN_MESSAGE
+                ) from exc
+            # Ran out anyway (its key may be long retired): renew it like any expired token.
         except AppError as exc:
+            if exc.status >= 500:
+                raise IdentityUnavailable(
+                    f"cannot verify tokens: {exc.code}", message=STILL_SIGNED_IN_MESSAGE
+                ) from exc
             if exc.code != "auth.token_expired":
-                return None
+                return None  # not identity's token: no reason to spend the refresh token
         else:
             if principal.expires_at - self._clock() > RENEW_BEFORE:
                 return SignedIn(principal, access, session, renewed=False)
         try:
-            tokens = await self._identity.refresh(refresh)
-        except IdentityRefused:
-            return None
+            tokens = await self._renew(refresh)
+        except IdentityRefused as exc:
+            if exc.status == 401:
+                return None  # the refresh token expired, was revoked or reused: the session ends
+            raise IdentityUnavailable(
+                f"identity refused a refresh with {exc.status} {exc.code}",
+                message=STILL_SIGNED_IN_MESSAGE,
+            ) from exc
+        except IdentityUnavailable as exc:
+            raise IdentityUnavailable(exc.detail_en, message=STILL_SIGNED_IN_MESSAGE) from exc
+        renewed = tokens.into(session)
         try:
             principal = await self._verifier.verify(tokens.access_token)
-        except AppError:
+        except AppError as exc:
+            if isinstance(exc, UnknownSigningKey) or exc.status >= 500:
+                raise IdentityUnavailable(
+                    f"cannot verify the renewed token: {exc.code}",
+                    message=STILL_SIGNED_IN_MESSAGE,
+                    session=renewed,
+                ) from exc
+            log.warning("identity renewed a token that does not verify", extra={"code": exc.code})
             return None
-        return SignedIn(principal, tokens.access_token, tokens.into(session), renewed=True)
+        return SignedIn(principal, tokens.access_token, renewed, renewed=True)
+
+    async def _renew(self, refresh_token: str) -> Tokens:
+        """Spend the refresh token once however many requests of its session ask at the same
+        time or a moment apart: the later ones wait for the first one's answer (or share its
+        failure), or get it from the recent renewals."""
+        key = _token_fingerprint(refresh_token)
+        now = time.monotonic()
+        while self._recent and (
+            len(self._recent) > MAX_RECENT_RENEWALS
+            or next(iter(self._recent.values()))[0] < now - self._recent_seconds
+        ):
+            self._recent.popitem(last=False)
+        recent = self._recent.get(key)
+        if recent is not None:
+            return recent[1]
+        flight = self._renewing.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._identity.refresh(refresh_token))
+            self._renewing[key] = flight
+
+            def landed(done: asyncio.Future[Tokens]) -> None:
+                if self._renewing.get(key) is done:
+                    del self._renewing[key]
+                if done.cancelled():
+                    return
+                if done.exception() is None:  # retrieved: every waiter may have gone away
+                    self._recent[key] = (time.monotonic(), done.result())
+                    self._recent.move_to_end(key)
+
+            flight.add_done_callback(landed)
+        # A request that gives up (client gone) must not cancel the others' renewal.
+        return await asyncio.shield(flight)
+
+
+def _expired_unverified(token: str, now: datetime) -> bool:
+    """Whether the (unverified) token says it has expired; only to decide whether to renew a
+    token from the sealed session whose key is no longer published. True when unreadable."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return bool(datetime.fromtimestamp(int(claims["exp"]), UTC) <= now)
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError, OverflowError):
+        return True
 
 
 def seconds_left(principal: Principal, now: datetime | None = None) -> int:

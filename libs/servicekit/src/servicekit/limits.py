@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit.errors import ErrorView, error_page_response, send_error
+from eventkit.text import ascii_int, has_control_characters
+from servicekit.errors import (
+    INVALID_REQUEST_MESSAGE,
+    ErrorView,
+    FieldError,
+    error_page_response,
+    send_error,
+)
 
 TOO_LARGE_CODE = "request.too_large"
 TOO_LARGE_MESSAGE = "提交的内容过大"
@@ -88,27 +96,72 @@ class BodySizeLimit:
 
 
 async def refuse(
-    scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    fields: Sequence[FieldError] = (),
 ) -> None:
     """Answer from the middleware: a web UI's own HTML error page for its pages (a form posted
     with too big a photo must not show JSON to a candidate), else the JSON error body."""
     request_id = str(scope.get("state", {}).get("request_id", ""))
     if "app" in scope:  # set by Starlette before its middleware runs
-        view = ErrorView(status, code, message, request_id)
+        view = ErrorView(status, code, message, request_id, tuple(fields))
         html = await error_page_response(Request(scope, receive), view)
         if html is not None:
             await html(scope, receive, send)
             return
     headers = {"X-Request-ID": request_id} if request_id else {}
-    await send_error(send, status, code, message, request_id, headers)
+    await send_error(send, status, code, message, request_id, headers, fields)
+
+
+class RequestText:
+    """Pure-ASGI middleware: the same text rule as request bodies, for the URL.
+
+    A query parameter (name or value) with a C0 control character other than tab and newline
+    answers 422 `request.invalid` naming the parameter; a path with one answers 404 like any
+    unknown path. Both would otherwise reach PostgreSQL (which refuses U+0000) or a log line.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the path and the query string before the app sees them."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if has_control_characters(str(scope.get("path", ""))):
+            await refuse(scope, receive, send, 404, "request.not_found", "请求的资源不存在")
+            return
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        if query:
+            bad = [
+                name if not has_control_characters(name) else "query"
+                for name, value in parse_qsl(query, keep_blank_values=True)
+                if has_control_characters(name) or has_control_characters(value)
+            ]
+            if bad:
+                fields = [
+                    FieldError(field=name, code="string_control_character", message=CONTROL_PHRASE)
+                    for name in dict.fromkeys(bad)
+                ]
+                await refuse(
+                    scope, receive, send, 422, "request.invalid", INVALID_REQUEST_MESSAGE, fields
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+CONTROL_PHRASE = "包含不允许的控制字符"
 
 
 def _content_length(scope: Scope) -> int | None:
     """The declared Content-Length; None when absent, -1 when it is not a sane number."""
     for name, value in scope.get("headers", []):
         if name == b"content-length":
-            text = value.decode("latin-1").strip()
-            if not text.isdigit() or len(text) > 18:
-                return -1
-            return int(text)
+            number = ascii_int(value.decode("latin-1").strip())
+            return -1 if number is None else number
     return None

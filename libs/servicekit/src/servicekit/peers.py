@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import httpx
 
 from eventkit.logs import correlation_id
+from eventkit.text import ascii_int
 from servicekit.errors import AppError
 
 log = logging.getLogger("servicekit.peers")
@@ -93,8 +94,7 @@ class PeerRefused(Exception):
 
 def retry_after_of(response: httpx.Response) -> int | None:
     """The Retry-After header in whole seconds, or None when absent or not a number."""
-    value = response.headers.get("retry-after", "").strip()
-    return int(value) if value.isdigit() else None
+    return ascii_int(response.headers.get("retry-after", "").strip())
 
 
 def field_errors_of(error: Mapping[str, Any]) -> list[PeerFieldError]:

@@ -100,14 +100,16 @@ def print_logs(directory: Path, tail: int = 2500) -> None:
 
 @asynccontextmanager
 async def serve_in_process(
-    app: ASGIApp, *, port: int | None = None, timeout: float = 20.0
+    app: ASGIApp, *, port: int | None = None, timeout: float = 20.0, **config: Any
 ) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on a free port inside this event loop (a real socket, so
     other processes can call it back); yield its base URL. The app's lifespan is not run: wire
-    its state before entering."""
+    its state before entering. `config`: more of uvicorn's settings (`forwarded_allow_ips`)."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", **config
+        )
     )
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + timeout
@@ -146,3 +148,29 @@ def serve_jwks(*keypairs: Ed25519KeyPair) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def check_documented_answer(
+    document: Mapping[str, Any], method: str, path: str, status: int, headers: Any, body: str
+) -> None:
+    """Hold one answer of a fuzzed call to the service's OpenAPI document: no 5xx but a 503
+    with `Retry-After`, every status declared for the operation, every error in `ErrorBody`."""
+    described = f"{method.upper()} {path} -> {status}: {body[:500]}"
+    operation = document["paths"][path].get(method.lower())
+    if operation is None:
+        # A method the path does not have (schemathesis tries those too): 405, or whatever
+        # another route the concrete path matches answers (DELETE /photos/views is
+        # DELETE /photos/{photo_id} with a bad id); never a server error.
+        assert 400 <= status < 500, f"a method the document does not list: {described}"
+        return
+    declared = {int(code) for code in operation["responses"] if code.isdigit()}
+    assert status < 500 or status == 503, described
+    assert status in declared, f"undocumented status ({sorted(declared)}): {described}"
+    if status == 503:
+        retry_after = headers.get("retry-after") or headers.get("Retry-After")
+        if isinstance(retry_after, list):  # schemathesis: a header's values
+            retry_after = retry_after[0] if retry_after else None
+        assert retry_after and str(retry_after).isascii() and str(retry_after).isdigit(), described
+    if status >= 400:
+        error = json.loads(body)["error"]
+        assert isinstance(error["code"], str) and isinstance(error["message"], str), described

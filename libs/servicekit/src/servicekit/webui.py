@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,7 +30,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
 from servicekit.auth import Principal
-from servicekit.errors import ErrorView, set_error_page
+from servicekit.errors import (
+    ErrorView,
+    error_page_response,
+    error_response,
+    request_id_of,
+    set_error_page,
+)
 from servicekit.identity_client import (
     REFRESH_KEY,
     IdentityClient,
@@ -202,6 +209,34 @@ async def _login_required(request: Request, exc: Exception) -> Response:
     return exc.response
 
 
+class AnsweredEarly(Exception):
+    """A dependency's finished answer (raised to skip the route): the UI's 503 page that also
+    writes the session identity just renewed."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("answered early")
+        self.response = response
+
+
+async def _answered_early(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AnsweredEarly)
+    return exc.response
+
+
+async def _unavailable_keeping(
+    request: Request, sessions: WebSessions, exc: IdentityUnavailable, session: Session
+) -> Response:
+    """Identity's 503 as the UI's page (or JSON), writing `session` (the renewed tokens)."""
+    rid = request_id_of(request)
+    headers = {"Retry-After": str(exc.retry_after)}
+    page = await error_page_response(request, ErrorView(503, exc.code, exc.message, rid))
+    if page is None:
+        page = error_response(503, exc.code, exc.message, rid, headers=headers)
+    page.headers.update(headers)
+    sessions.write(page, session)
+    return page
+
+
 def install_pages(
     app: FastAPI,
     *,
@@ -211,6 +246,7 @@ def install_pages(
     """Make `LoginRequired` a redirect, and render the errors of the paths the UI `owns` as its
     own HTML page (`render_error`); other paths (the JSON API) keep the JSON error body."""
     app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(AnsweredEarly, _answered_early)
 
     async def page(request: Request, view: ErrorView) -> Response | None:
         return render_error(request, view) if owns(request.url.path) else None
@@ -223,7 +259,11 @@ async def require_signed_in(
 ) -> SignedIn:
     """The request's signed-in user, tokens renewed as needed; else `LoginRequired` (a 303 to
     the login page, "登录已超时" when a session ran out). Unsafe methods must carry the session's
-    CSRF token; a logged-out session's copied cookie is refused."""
+    CSRF token; a logged-out session's copied cookie is refused.
+
+    Only identity refusing the refresh token ends the session: identity down, busy or rotating
+    its keys is `IdentityUnavailable` (the UI's 503 "请稍后重试" page with Retry-After), and the
+    cookie stays (renewed, when identity did renew the tokens)."""
     session = sessions.read(request)
     if session is None or REFRESH_KEY not in session.data:
         expired = session is None and sessions.cookie_name in request.cookies
@@ -231,10 +271,26 @@ async def require_signed_in(
     if await ended.ended(session):
         raise LoginRequired(sessions.login_redirect(request, expired=True))
     await sessions.verify_csrf(request, session)
-    signed = await keeper.signed_in(session)
+    try:
+        signed = await keeper.signed_in(session)
+    except IdentityUnavailable as exc:
+        log.warning("identity unavailable for a signed-in session", extra={"error": exc.detail_en})
+        if exc.session is not None:
+            raise AnsweredEarly(
+                await _unavailable_keeping(request, sessions, exc, exc.session)
+            ) from exc
+        raise
     if signed is None:
         raise LoginRequired(sessions.login_redirect(request, expired=True))
     return signed
+
+
+def client_host(request: Request) -> str | None:
+    """The person's address, to forward to identity (`forwarded_for`): the peer as uvicorn
+    resolved it. Behind the ingress, uvicorn runs with --proxy-headers and the ingress
+    controller's addresses in --forwarded-allow-ips (FORWARDED_ALLOW_IPS), so this is the
+    browser's address, not the controller's; a header from anyone else is ignored."""
+    return request.client.host if request.client else None
 
 
 LoginCall = Callable[[IdentityClient, str, str, str, str, "str | None"], Awaitable[Tokens]]
@@ -347,7 +403,7 @@ class LoginPages:
             errors["captcha_answer"] = "验证码已失效，请重新输入"
         if errors or not isinstance(password, str):
             return await self._page(request, session, values=values, errors=errors, status=422)
-        client_ip = request.client.host if request.client else None
+        client_ip = client_host(request)
         try:
             tokens = await self.call(
                 self.identity, values[self.identifier_field], password[:128],
@@ -365,7 +421,17 @@ class LoginPages:
             return await self._page(
                 request, session, values=values, problem=exc.message, status=503
             )
-        signed = await self.keeper.signed_in(tokens.into(self.sessions.new()))
+        try:
+            signed = await self.keeper.signed_in(tokens.into(self.sessions.new()))
+        except IdentityUnavailable as exc:
+            # Identity's keys cannot be had right now: not a refusal of this person. The new
+            # tokens cannot be checked, so they go (best effort); logging in again later works.
+            log.warning("login: cannot verify the new tokens", extra={"error": exc.detail_en})
+            with contextlib.suppress(IdentityUnavailable):
+                await self.identity.logout(tokens.refresh_token)
+            return await self._page(
+                request, session, values=values, problem=exc.message, status=503
+            )
         if signed is None or not self.accepts(signed.principal):
             await self.identity.logout(tokens.refresh_token)
             return await self._page(
