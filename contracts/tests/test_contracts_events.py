@@ -95,7 +95,12 @@ def test_event_types_and_topics_are_unique() -> None:
 
 def test_the_registry_knows_every_architecture_event() -> None:
     expected = {
-        "identity": {"CandidateRegistered", "CandidateProfileUpdated", "StaffAccountCreated"},
+        "identity": {
+            "CandidateRegistered",
+            "CandidateProfileUpdated",
+            "CandidatePassedCoursesRecorded",
+            "StaffAccountCreated",
+        },
         "credential-verify": {
             "DegreeAuthorizationRequested",
             "DegreesVerified",

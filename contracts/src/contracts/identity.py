@@ -13,6 +13,7 @@ from contracts.base import (
     CandidateId,
     ConfirmationPointId,
     ContractEvent,
+    CourseCode,
     IdNumberFingerprint,
     MajorCode,
     MaskedIdNumber,
@@ -84,6 +85,7 @@ class CandidateRegistered(ContractEvent):
                     "id_number_fingerprint": ex.ID_NUMBER_FINGERPRINT,
                     "enrolled_major_code": "580401",
                     "registration_district": "140105",
+                    "passed_course_codes": ["00012", "03706"],
                 }
             ]
         }
@@ -102,6 +104,36 @@ class CandidateRegistered(ContractEvent):
         default=None,
         pattern=r"^\d{6}$",
         description="报名区县: division code of the district the candidate registered in",
+    )
+    passed_course_codes: list[CourseCode] = Field(
+        default_factory=list,
+        max_length=200,
+        description="已合格课程: the course codes the roster lists as passed at registration",
+    )
+
+
+class CandidatePassedCoursesRecorded(ContractEvent):
+    """已合格课程更新: a roster import changed the courses a registered candidate has passed."""
+
+    event_type: ClassVar[str] = "CandidatePassedCoursesRecorded"
+    stream: ClassVar[Stream] = CANDIDATE_STREAM
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "candidate_id": ex.CANDIDATE_ID,
+                    "admission_ticket_number": "010118100001",
+                    "passed_course_codes": ["00012", "03706", "04729"],
+                }
+            ]
+        }
+    )
+
+    candidate_id: CandidateId = Field(description="the stream id")
+    admission_ticket_number: AdmissionTicketNumber
+    passed_course_codes: list[CourseCode] = Field(
+        max_length=200,
+        description="已合格课程: every course code the roster now lists as passed (the whole set)",
     )
 
 
@@ -174,5 +206,10 @@ CONTRACT = ServiceContract(
     service="identity",
     package="identity",
     streams=(CANDIDATE_STREAM, STAFF_STREAM),
-    events=(CandidateRegistered, CandidateProfileUpdated, StaffAccountCreated),
+    events=(
+        CandidateRegistered,
+        CandidateProfileUpdated,
+        CandidatePassedCoursesRecorded,
+        StaffAccountCreated,
+    ),
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+from prometheus_client import REGISTRY
 
 from identity_service.adapters.captcha import ALPHABET
 from identity_service.adapters.pii import PiiCipher
@@ -53,7 +56,9 @@ async def service(identity_pool: asyncpg.Pool, tmp_path: Path) -> Identity:
     await import_roster_file(
         path, pool=identity_pool, cipher=CIPHER, actor="ops:test", today=date(2026, 11, 28)
     )
-    identity = wire(identity_pool, IdentitySettings(), CIPHER)
+    # Concurrent hashes here wait for a slot as long as a loaded test machine needs; the 503
+    # after a short wait is tested on its own.
+    identity = wire(identity_pool, IdentitySettings(password_hash_wait_seconds=30), CIPHER)
     await identity.keys.ensure_key()
     return identity
 
@@ -82,6 +87,14 @@ def registration(i: int, **changes: str) -> dict[str, str]:
     return {**body, **changes}
 
 
+async def register(
+    client: httpx.AsyncClient, service: Identity, body: dict[str, str]
+) -> httpx.Response:
+    """POST a registration with a solved captcha."""
+    captcha = await solve_captcha(client, service)
+    return await client.post("/api/identity/candidates", json={**body, **captcha})
+
+
 async def login(
     client: httpx.AsyncClient, service: Identity, identifier: str, password: str = PASSWORD
 ) -> httpx.Response:
@@ -97,7 +110,7 @@ def error(response: httpx.Response) -> dict[str, Any]:
 
 
 async def test_register_login_refresh_logout(client: httpx.AsyncClient, service: Identity) -> None:
-    created = await client.post("/api/identity/candidates", json=registration(0))
+    created = await register(client, service, registration(0))
     assert created.status_code == 201, created.text
     candidate_id = created.json()["candidate_id"]
 
@@ -120,6 +133,16 @@ async def test_register_login_refresh_logout(client: httpx.AsyncClient, service:
         "/api/identity/token", json={"refresh_token": tokens["refresh_token"]}
     )
     assert refreshed.status_code == 200
+    # A second tab renewing at the same moment: the same successor, not reuse.
+    twin = await client.post("/api/identity/token", json={"refresh_token": tokens["refresh_token"]})
+    assert twin.status_code == 200, twin.text
+    assert twin.json()["refresh_token"] == refreshed.json()["refresh_token"]
+    await verifier.verify(twin.json()["access_token"])
+    async with service.pool.acquire() as conn:  # the grace interval has passed
+        await conn.execute(
+            "UPDATE identity.refresh_tokens SET used_at = used_at - interval '31 seconds'"
+            " WHERE used_at IS NOT NULL"
+        )
     reused = await client.post(
         "/api/identity/token", json={"refresh_token": tokens["refresh_token"]}
     )
@@ -139,13 +162,14 @@ async def test_register_login_refresh_logout(client: httpx.AsyncClient, service:
 async def test_registration_writes_the_event_without_the_id_number(
     client: httpx.AsyncClient, service: Identity
 ) -> None:
-    created = await client.post("/api/identity/candidates", json=registration(1))
+    created = await register(client, service, registration(1))
     candidate_id = created.json()["candidate_id"]
     events = await service.accounts._store.load("identity.candidate", candidate_id)
     assert [e.event_type for e in events] == ["CandidateRegistered"]
     payload = events[0].payload
     assert payload["id_number_masked"] == id_number(1)[:4] + "*" * 10 + id_number(1)[-4:]
     assert id_number(1) not in str(payload) and "13812345678" not in str(payload)
+    assert payload["passed_course_codes"] == ["00015"]  # the roster's 已合格课程, for application
     async with service.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM identity.candidate_accounts")
     assert row["password_hash"].startswith("$argon2id$")
@@ -168,7 +192,7 @@ async def test_registration_writes_the_event_without_the_id_number(
 async def test_bad_registrations_are_refused_and_write_nothing(
     client: httpx.AsyncClient, service: Identity, changes: dict[str, str], status: int, code: str
 ) -> None:
-    response = await client.post("/api/identity/candidates", json=registration(2, **changes))
+    response = await register(client, service, registration(2, **changes))
     assert response.status_code == status, response.text
     assert error(response)["code"] == code
     assert error(response)["message"]
@@ -190,7 +214,7 @@ async def test_concurrent_duplicate_registrations_make_one_account(
     client: httpx.AsyncClient, service: Identity
 ) -> None:
     responses = await asyncio.gather(
-        *(client.post("/api/identity/candidates", json=registration(3)) for _ in range(6))
+        *(register(client, service, registration(3)) for _ in range(6))
     )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201, 409, 409, 409, 409, 409]
@@ -210,7 +234,7 @@ async def test_concurrent_duplicate_registrations_make_one_account(
 async def test_login_failures_never_say_which_part_and_lock_then_release(
     client: httpx.AsyncClient, service: Identity
 ) -> None:
-    await client.post("/api/identity/candidates", json=registration(0))
+    await register(client, service, registration(0))
     unknown = await login(client, service, ticket(4))
     wrong = await login(client, service, ticket(0), password="Wrong#2026x")
     nonsense = await login(client, service, "not an id")
@@ -233,7 +257,7 @@ async def test_login_failures_never_say_which_part_and_lock_then_release(
 
 
 async def test_captcha_errors(client: httpx.AsyncClient, service: Identity) -> None:
-    await client.post("/api/identity/candidates", json=registration(0))
+    await register(client, service, registration(0))
     captcha = await solve_captcha(client, service)
     body = {"identifier": ticket(0), "password": PASSWORD}
     wrong_answer = "".join(next(c for c in ALPHABET if c != a) for a in captcha["captcha_answer"])
@@ -286,7 +310,7 @@ async def test_malformed_requests_get_clear_errors(
 async def test_tokens_from_another_key_or_tampered_are_refused(
     client: httpx.AsyncClient, service: Identity
 ) -> None:
-    await client.post("/api/identity/candidates", json=registration(0))
+    await register(client, service, registration(0))
     token = (await login(client, service, ticket(0))).json()["access_token"]
     jwks = (await client.get("/.well-known/jwks.json")).json()
     verifier = TokenVerifier(
@@ -308,7 +332,7 @@ async def test_tokens_from_another_key_or_tampered_are_refused(
 
 async def logged_in(client: httpx.AsyncClient, service: Identity, i: int = 0) -> dict[str, str]:
     """Register candidate i, log in, and return the Authorization header."""
-    await client.post("/api/identity/candidates", json=registration(i))
+    await register(client, service, registration(i))
     tokens = (await login(client, service, ticket(i))).json()
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
@@ -427,3 +451,153 @@ async def test_behind_a_trusted_web_ui_the_forwarded_address_is_throttled(
         keys[peer] = [r["key"] for r in rows]
     assert keys["127.0.0.1"] == ["ip:198.51.100.7"]  # trusted peer: the forwarded address
     assert keys["10.1.2.3"] == ["ip:10.1.2.3", "ip:198.51.100.7"]  # untrusted: its own
+
+
+def hashes_started(operation: str) -> float:
+    return (
+        REGISTRY.get_sample_value("identity_password_hashes_total", {"operation": operation}) or 0.0
+    )
+
+
+async def test_a_replayed_or_unknown_registration_does_not_hash(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    assert (await register(client, service, registration(0))).status_code == 201
+    before = hashes_started("hash"), hashes_started("verify")
+    replays = await asyncio.gather(*(register(client, service, registration(0)) for _ in range(8)))
+    assert {r.status_code for r in replays} == {409}
+    same_person_new_ticket = await register(
+        client, service, registration(0, ticket_number=ticket(1))
+    )
+    assert same_person_new_ticket.status_code == 422, "the roster has no such pair"
+    unknown = await register(client, service, registration(1, name="周八"))
+    assert unknown.status_code == 422
+    assert (hashes_started("hash"), hashes_started("verify")) == before
+
+
+async def test_when_every_hashing_slot_stays_busy_the_answer_is_503_with_retry_after(
+    identity_pool: asyncpg.Pool, service: Identity
+) -> None:
+    busy = wire(
+        identity_pool,
+        IdentitySettings(password_hash_limit=1, password_hash_wait_seconds=0.05),
+        CIPHER,
+    )
+    assert busy.passwords.limit == 1
+    app = build_app()
+    attach(app, busy)
+    transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as c:
+        async with busy.passwords.slot():  # the one slot is taken by a hash in flight
+            refused = await register(c, busy, registration(0))
+            assert refused.status_code == 503, refused.text
+            assert error(refused)["code"] == "identity.busy"
+            assert error(refused)["message"] == "系统繁忙，请稍后重试"
+            assert int(refused.headers["Retry-After"]) > 0
+            captcha = await solve_captcha(c, busy)
+            login_refused = await c.post(
+                "/api/identity/login",
+                json={"identifier": ticket(0), "password": PASSWORD, **captcha},
+            )
+            assert login_refused.status_code == 503 and "Retry-After" in login_refused.headers
+        async with identity_pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM identity.candidate_accounts") == 0
+        assert (await register(c, busy, registration(0))).status_code == 201
+
+
+async def test_a_full_width_password_registers_and_logs_in(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    full_width = "Ｚｉｋａｏ＃２０２６"
+    created = await register(client, service, registration(0, password=full_width))
+    assert created.status_code == 201, created.text
+    assert (await login(client, service, ticket(0), password=full_width)).status_code == 200
+    assert (await login(client, service, ticket(0), password=PASSWORD)).status_code == 200
+
+
+@asynccontextmanager
+async def client_at(service: Identity, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app()
+    attach(app, service)
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as c:
+        yield c
+
+
+async def accounts_and_events(service: Identity) -> tuple[int, int]:
+    async with service.pool.acquire() as conn:
+        accounts = await conn.fetchval("SELECT count(*) FROM identity.candidate_accounts")
+        events = await conn.fetchval(
+            "SELECT count(*) FROM eventkit.events WHERE stream_type = 'identity.candidate'"
+        )
+    return accounts, events
+
+
+async def test_registration_needs_a_right_captcha_and_says_nothing_about_the_roster_without(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    missing = await client.post("/api/identity/candidates", json=registration(0))
+    assert missing.status_code == 422 and error(missing)["code"] == "request.invalid"
+    answers = []
+    for body in (registration(0), registration(0, name="周八")):  # on the roster, and not
+        captcha = await solve_captcha(client, service)
+        wrong = "Q" if captcha["captcha_answer"] != "QQQQ" else "W"
+        answers.append(
+            await client.post(
+                "/api/identity/candidates",
+                json={**body, **captcha, "captcha_answer": wrong * 4},
+            )
+        )
+    for refused in answers:
+        assert refused.status_code == 400, refused.text
+        assert error(refused)["code"] == "identity.captcha_wrong"
+        assert error(refused)["field"] == "captcha_answer"
+        assert error(refused)["message"] == "验证码错误，请重新输入"
+    assert await accounts_and_events(service) == (0, 0)
+    spent = await solve_captcha(client, service)
+    assert (
+        await client.post("/api/identity/candidates", json={**registration(0), **spent})
+    ).status_code == 201
+    reused = await client.post("/api/identity/candidates", json={**registration(1), **spent})
+    assert reused.status_code == 400 and error(reused)["code"] == "identity.captcha_used"
+
+
+async def test_probing_one_roster_entry_is_locked_from_every_address(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    for i in range(10):  # ten guesses at ticket(0)'s name, each from another address
+        async with client_at(service, f"10.20.0.{i + 1}") as other:
+            guess = await register(other, service, registration(0, name=f"周{i}"))
+        expected = 422 if i < 9 else 429
+        assert guess.status_code == expected, (i, guess.text)
+    assert error(guess)["code"] == "identity.registration_locked"
+    assert "分钟后再试" in error(guess)["message"]
+    assert int(guess.headers["Retry-After"]) > 60
+    right = await register(client, service, registration(0))
+    assert right.status_code == 429, "while the entry is locked, not even the right data"
+    assert (await register(client, service, registration(1))).status_code == 201, "others go on"
+    async with service.pool.acquire() as conn:
+        keys = await conn.fetch("SELECT key FROM identity.login_throttle")
+        await conn.execute(
+            "UPDATE identity.login_throttle SET locked_until = now() - interval '1s'"
+        )
+    assert all(r["key"].startswith("reg:") for r in keys), "apart from the login counters"
+    assert id_number(0) not in str([r["key"] for r in keys])
+    assert (await register(client, service, registration(0))).status_code == 201, "ends by itself"
+    assert await accounts_and_events(service) == (2, 2)
+
+
+async def test_walking_the_roster_from_one_address_is_locked(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    statuses = []
+    for i in range(20):  # twenty made-up ticket numbers from one address
+        probe = await register(client, service, registration(0, ticket_number=f"0201181{i:05d}"))
+        statuses.append(probe.status_code)
+    assert statuses == [422] * 19 + [429]
+    assert (await register(client, service, registration(0))).status_code == 429
+    async with client_at(service, "10.30.0.1") as elsewhere:
+        assert (await register(elsewhere, service, registration(0))).status_code == 201
+        login_elsewhere = await login(elsewhere, service, ticket(0))
+    assert login_elsewhere.status_code == 200
+    assert (await login(client, service, ticket(0))).status_code == 200, "logins count apart"

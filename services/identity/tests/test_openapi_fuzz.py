@@ -10,11 +10,12 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from identity_service.entrypoints.api import build_app
-from servicekit.testing import serve
+from servicekit.testing import check_documented_answer, serve
 
 pytestmark = pytest.mark.integration
 
-schema = schemathesis.openapi.from_dict(build_app().openapi())
+DOCUMENT = build_app().openapi()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,9 @@ def server(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> It
 )
 def test_no_input_makes_a_server_error(case: schemathesis.Case, server: str) -> None:
     response = case.call(base_url=server, timeout=30)
+    check_documented_answer(
+        DOCUMENT, case.method, case.path, response.status_code, response.headers, response.text
+    )
     assert response.status_code < 500, (
         f"{case.method} {case.path} -> {response.status_code}: {response.text[:500]}"
     )

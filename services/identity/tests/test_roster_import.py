@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from datetime import date
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from eventkit.envelope import Actor, Metadata, NewEvent
+from eventkit.store import EventStore
 from identity_service.adapters.pii import PURPOSE_ROSTER_ID_NUMBER, PiiCipher
 from identity_service.adapters.roster_import import ImportReport
 from identity_service.domain.id_card import check_digit
@@ -97,6 +101,82 @@ async def test_import_and_reimport(identity_pool: asyncpg.Pool, tmp_path: Path) 
     assert events[1]["actor_kind"] == "ops" and events[1]["actor_id"] == "test"
 
 
+async def test_a_reimport_publishes_a_registered_candidates_changed_passed_courses(
+    identity_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The application service learns the roster's 已合格课程 from events: a re-import that
+    changes a registered candidate's passed courses appends CandidatePassedCoursesRecorded
+    (course codes and ticket only) to the candidate's stream; nothing for anyone else."""
+    await run(identity_pool, write(tmp_path / "a.csv", [line(i) for i in range(1, 5)]))
+    registered = uuid.uuid4()
+    async with identity_pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO identity.candidate_accounts (candidate_id, ticket_number, id_lookup_hash,"
+            " password_hash, mobile_encrypted, mobile_masked)"
+            " VALUES ($1, '010118100002', $2, 'x', '\\x00', '138****5678')",
+            registered,
+            CIPHER.lookup_hash(id_number(2)),
+        )
+    changed = [line(1), line(2, courses="04729;00015；03706"), line(3, courses="00012"), line(4)]
+    await run(identity_pool, write(tmp_path / "b.csv", changed))
+    store = EventStore(identity_pool)
+    [event] = await store.load("identity.candidate", str(registered))
+    assert event.event_type == "CandidatePassedCoursesRecorded"
+    assert event.payload == {
+        "candidate_id": str(registered),
+        "admission_ticket_number": "010118100002",
+        "passed_course_codes": ["00015", "03706", "04729"],
+    }
+    assert event.actor.kind == "ops" and event.actor.id == "test"
+    assert id_number(2) not in json.dumps(event.payload)
+    async with identity_pool.acquire() as conn:
+        others = await conn.fetchval(
+            "SELECT count(*) FROM eventkit.events WHERE stream_type = 'identity.candidate'"
+        )
+    assert others == 1  # the unregistered row 3 changed too, but has no account to tell about
+
+    await run(identity_pool, write(tmp_path / "c.csv", changed))  # nothing changed: no event
+    await run(identity_pool, write(tmp_path / "d.csv", [*changed[:1], line(2, name="张叁",
+              courses="00015;03706;04729"), *changed[2:]]))  # fmt: skip
+    assert len(await store.load("identity.candidate", str(registered))) == 1  # courses the same
+
+
+async def test_an_account_registered_before_passed_courses_were_published_gets_them_once(
+    identity_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    lines = [line(1, courses="00015;03706")]
+    await run(identity_pool, write(tmp_path / "a.csv", lines))
+    legacy = uuid.uuid4()
+    store = EventStore(identity_pool)
+    async with identity_pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO identity.candidate_accounts (candidate_id, ticket_number, id_lookup_hash,"
+            " password_hash, mobile_encrypted, mobile_masked)"
+            " VALUES ($1, '010118100001', $2, 'x', '\\x00', '138****5678')",
+            legacy,
+            CIPHER.lookup_hash(id_number(1)),
+        )
+    old_payload = {  # CandidateRegistered as published before it carried passed courses
+        "candidate_id": str(legacy), "admission_ticket_number": "010118100001", "name": "张三",
+        "gender": "male", "id_number_masked": id_number(1)[:4] + "*" * 10 + id_number(1)[-4:],
+        "id_number_fingerprint": "f" * 64,
+    }  # fmt: skip
+    await store.append(
+        "identity.candidate", str(legacy), 0,
+        [NewEvent(event_type="CandidateRegistered", payload=old_payload)],
+        Metadata(actor=Actor.system("t")),
+    )  # fmt: skip
+    await run(identity_pool, write(tmp_path / "b.csv", lines))  # unchanged rows
+    events = await store.load("identity.candidate", str(legacy))
+    assert [e.event_type for e in events] == [
+        "CandidateRegistered",
+        "CandidatePassedCoursesRecorded",
+    ]
+    assert events[1].payload["passed_course_codes"] == ["00015", "03706"]
+    await run(identity_pool, write(tmp_path / "c.csv", lines))
+    assert len(await store.load("identity.candidate", str(legacy))) == 2  # once only
+
+
 async def test_bad_rows_are_reported_and_the_rest_load(
     identity_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
@@ -182,12 +262,44 @@ def test_cli_import_prints_masked_errors(
         b"\xef\xbb\xbf"
         + ("\n".join([HEADER, line(1), line(2, number=bad), line(1)]) + "\n").encode()
     )
-    assert main(["roster-import", str(path), "--dsn", database, "--actor", "ops:cli"]) == 0
+    assert main(["roster-import", str(path), "--dsn", database, "--actor", "ops:cli"]) == 1
     out = capsys.readouterr().out
     assert "新增 inserted 1" in out and "拒绝 rejected 2" in out
     assert "UTF-8 (BOM)" in out
     assert "第3行 line 3" in out and "第4行 line 4" in out
     assert bad not in out and id_number(1) not in out
+
+
+def roster_cli(database: str, path: Path, *extra: str) -> int:
+    return main(["roster-import", str(path), "--dsn", database, "--actor", "ops:cli", *extra])
+
+
+def test_cli_exits_non_zero_when_every_row_is_rejected(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "roster.csv"
+    bad = [line(i, number="140105199001010031") for i in (1, 2, 3)]
+    path.write_text("\n".join([HEADER, *bad]) + "\n", encoding="utf-8")
+    assert roster_cli(database, path) == 1
+    captured = capsys.readouterr()
+    assert "拒绝 rejected 3" in captured.out, "the report is printed all the same"
+    assert "导入不完整" in captured.err and "--allow-partial" in captured.err
+    assert roster_cli(database, path, "--allow-partial") == 1, "nothing loaded is no partial load"
+
+
+def test_cli_accepts_a_partial_load_only_when_told(
+    database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "roster.csv"
+    rows = [line(1), line(2, number="140105199001010031"), line(3)]
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    assert roster_cli(database, path) == 1
+    assert "新增 inserted 2" in capsys.readouterr().out, "the valid rows are loaded"
+    assert roster_cli(database, path, "--allow-partial") == 0
+    assert "partial load accepted" in capsys.readouterr().err
+    clean = tmp_path / "clean.csv"
+    clean.write_text("\n".join([HEADER, line(1), line(3)]) + "\n", encoding="utf-8")
+    assert roster_cli(database, clean) == 0
 
 
 @pytest.mark.parametrize(

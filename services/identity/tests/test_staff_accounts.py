@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+from prometheus_client import REGISTRY
 
 from identity_service.adapters.pii import PiiCipher
 from identity_service.bootstrap import Identity, wire
@@ -31,7 +32,9 @@ CLIENT = "10.9.8.7"
 
 @pytest.fixture
 async def service(identity_pool: asyncpg.Pool) -> Identity:
-    identity = wire(identity_pool, IdentitySettings(), CIPHER)
+    # Concurrent hashes here wait for a slot as long as a loaded test machine needs; the 503
+    # after a short wait is tested on its own.
+    identity = wire(identity_pool, IdentitySettings(password_hash_wait_seconds=30), CIPHER)
     await identity.keys.ensure_key()
     return identity
 
@@ -262,3 +265,18 @@ async def test_a_deleted_staff_account_cannot_refresh(service: Identity) -> None
     pair = await service.tokens.for_staff(uuid.uuid4(), ["ops"], [])
     with pytest.raises(RefreshInvalid):
         await service.tokens.rotate(pair.refresh_token)
+
+
+async def test_a_full_width_password_logs_in_as_typed_and_as_half_width(service: Identity) -> None:
+    staff_id = await create(service, "reviewer1", password="Ｓｈｅｎｈｅ＃２０２６")
+    assert (await login(service, "reviewer1", "Ｓｈｅｎｈｅ＃２０２６")).staff_id == str(staff_id)
+    assert (await login(service, "reviewer1", PASSWORD)).staff_id == str(staff_id)
+
+
+async def test_a_taken_username_is_refused_before_any_password_hash(service: Identity) -> None:
+    await create(service, "reviewer1")
+    started = REGISTRY.get_sample_value("identity_password_hashes_total", {"operation": "hash"})
+    with pytest.raises(StaffUsernameTaken):
+        await create(service, "Reviewer1", display_name="另一人")
+    again = REGISTRY.get_sample_value("identity_password_hashes_total", {"operation": "hash"})
+    assert again == started

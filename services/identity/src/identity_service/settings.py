@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eventkit.settings import refuse_development_values
 from servicekit.context import parse_networks
 
 DEV_ONLY_CAPTCHA_SECRET = "dev-only-captcha-secret-not-for-production"  # noqa: S105 - public dev default
@@ -19,11 +20,29 @@ class IdentitySettings(BaseSettings):
     captcha_ttl_seconds: int = Field(default=120, ge=10, le=900)
     access_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     refresh_ttl_days: int = Field(default=7, ge=1, le=30)
+    password_hash_limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="argon2id hashes (64 MiB each) in flight at once in one process; unset: "
+        "the cores, and no more than a quarter of the memory limit holds",
+    )
+    password_hash_wait_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="how long a login or registration waits for a hashing slot before a 503",
+    )
     trusted_proxies: str = Field(
         default="127.0.0.1/32,::1/128",
         description="peers whose X-Forwarded-For is believed (the web UIs, the ingress): "
         "comma-separated addresses or CIDRs; login throttling counts the address they forward",
     )
+
+    @model_validator(mode="after")
+    def _no_development_secret(self) -> IdentitySettings:
+        refuse_development_values(self, {"captcha_secret": DEV_ONLY_CAPTCHA_SECRET})
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

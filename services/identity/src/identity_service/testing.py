@@ -18,14 +18,18 @@ import itertools
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp
 
 from identity_service.adapters.captcha import ALPHABET, LENGTH
 from identity_service.bootstrap import Identity
 from servicekit.auth import JwksClient, TokenVerifier
 from servicekit.signing import IDENTITY_ISSUER
+from servicekit.testing import free_port, serve_in_process
 
 IDENTITY_URL = "http://identity"  # the base URL clients of `in_process` use
 
@@ -52,6 +56,66 @@ async def in_process(
         )
     finally:
         await jwks.aclose()
+
+
+def _answering_503(_: Request) -> JSONResponse:
+    body = {"error": {"code": "identity.unavailable", "message": "服务繁忙，请稍后重试",
+                      "request_id": str(uuid.uuid4())}}  # fmt: skip
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+class SocketIdentity:
+    """Identity's real app on a real socket in this event loop, which a test can stop (an
+    outage: connections refused), replace by a stand-in answering 503 to everything, and start
+    again on the same port.
+
+        server = SocketIdentity(identity)
+        await server.start()              # server.url; server.verifier() verifies its tokens
+        await server.stop()               # identity is gone
+        await server.start(answering_503=True)
+    """
+
+    def __init__(self, identity: Identity) -> None:
+        from identity_service.entrypoints.api import attach, build_app
+
+        self._app = build_app()
+        attach(self._app, identity)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._running: AsyncExitStack | None = None
+
+    def verifier(self, *, min_refresh_interval: float = 10) -> TokenVerifier:
+        """A verifier on the published JWKS, as a deployed service has one."""
+        jwks = JwksClient(
+            f"{self.url}/.well-known/jwks.json", min_refresh_interval=min_refresh_interval
+        )
+        return TokenVerifier(jwks, issuer=IDENTITY_ISSUER)
+
+    async def start(self, *, answering_503: bool = False) -> None:
+        """Serve identity (or the stand-in answering 503) on the port."""
+        await self.stop()
+        stack = AsyncExitStack()
+        app: ASGIApp = unavailable_app() if answering_503 else self._app
+        # As deployed: identity's own IDENTITY_TRUSTED_PROXIES decides whose X-Forwarded-For it
+        # believes, not uvicorn's proxy headers (off, as in the manifests).
+        await stack.enter_async_context(serve_in_process(app, port=self.port, proxy_headers=False))
+        self._running = stack
+
+    async def stop(self) -> None:
+        """Stop serving (nothing listens on the port afterwards)."""
+        if self._running is not None:
+            running, self._running = self._running, None
+            await running.aclose()
+
+
+def unavailable_app() -> ASGIApp:
+    """An identity that answers 503 (in the shared error body, Retry-After) to every request."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    return Starlette(
+        routes=[Route("/{path:path}", _answering_503, methods=["GET", "POST", "PUT", "DELETE"])]
+    )
 
 
 async def captcha_answer(identity: Identity, captcha_id: uuid.UUID | str) -> str:

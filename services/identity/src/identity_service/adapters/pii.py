@@ -9,14 +9,16 @@ from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.base import DEV_ONLY_ID_FINGERPRINT_KEY, fingerprint_id_number
+from eventkit.settings import refuse_development_values
 
 # DEV ONLY. These keys are public (they are in the repository): they exist so that a laptop and
 # the test suite run without configuration. Production sets IDENTITY_PII_KEY and
-# IDENTITY_LOOKUP_KEY from the secret store; `PiiSettings.uses_dev_keys` tells the caller.
+# IDENTITY_LOOKUP_KEY from the secret store; without EVENTKIT_DEV_MODE=true the settings refuse
+# them (`eventkit.settings.refuse_development_values`).
 DEV_ONLY_PII_KEY = base64.b64encode(b"DEV-ONLY pii key: never in prod!").decode()
 DEV_ONLY_LOOKUP_KEY = base64.b64encode(DEV_ONLY_ID_FINGERPRINT_KEY).decode()
 
@@ -42,6 +44,14 @@ class PiiSettings(BaseSettings):
         default=SecretStr(""), description="older keys still readable: 'id:base64,id:base64'"
     )
     lookup_key: SecretStr = SecretStr(DEV_ONLY_LOOKUP_KEY)
+
+    @model_validator(mode="after")
+    def _no_development_keys(self) -> PiiSettings:
+        # The PII key also seals the signing keys: a public one gives away every token.
+        refuse_development_values(
+            self, {"pii_key": DEV_ONLY_PII_KEY, "lookup_key": DEV_ONLY_LOOKUP_KEY}
+        )
+        return self
 
     @property
     def uses_dev_keys(self) -> bool:

@@ -13,8 +13,10 @@ from typing import Any
 
 import asyncpg
 
+from contracts.identity import CANDIDATE_STREAM, CandidatePassedCoursesRecorded
 from eventkit.db import Conn
 from eventkit.envelope import Actor, Metadata, NewEvent
+from eventkit.errors import ConcurrencyError
 from eventkit.store import EventStore
 from identity_service.adapters.pii import PURPOSE_ROSTER_ID_NUMBER, PiiCipher
 from identity_service.domain.roster import (
@@ -83,6 +85,24 @@ ON CONFLICT (ticket_number) DO UPDATE SET
 WHERE r.content_hash IS DISTINCT FROM excluded.content_hash
 RETURNING (xmax = 0) AS inserted
 """
+# Registered candidates whose 已合格课程 this chunk changes: the application service learns it
+# from a CandidatePassedCoursesRecorded on the candidate's stream (registration carries the
+# courses the roster listed then). An account registered before registration carried them (no
+# event of its stream names `passed_course_codes`) gets them once, even from an unchanged row.
+_PASSED_CHANGES = """
+SELECT a.candidate_id, s.ticket_number, s.passed_courses
+FROM roster_staging s
+JOIN identity.roster r ON r.ticket_number = s.ticket_number
+JOIN identity.candidate_accounts a ON a.ticket_number = s.ticket_number
+WHERE r.passed_courses IS DISTINCT FROM s.passed_courses
+   OR (cardinality(s.passed_courses) > 0 AND NOT EXISTS (
+        SELECT 1 FROM eventkit.events e
+        WHERE e.stream_type = 'identity.candidate' AND e.stream_id = a.candidate_id::text
+          AND e.payload ? 'passed_course_codes'))
+ORDER BY s.line_number
+"""
+CANDIDATE_STREAM_TYPE = CANDIDATE_STREAM.stream_type
+_APPEND_ATTEMPTS = 5
 
 
 @dataclass
@@ -174,7 +194,7 @@ class RosterImporter:
                 actor,
             )
             await conn.execute(_CREATE_STAGING)
-            await self._load_all(conn, iter(rows), report)
+            await self._load_all(conn, iter(rows), report, metadata)
             await conn.execute(
                 """
                 UPDATE identity.roster_imports SET rows_read = $2, rows_inserted = $3,
@@ -212,12 +232,16 @@ class RosterImporter:
         return report
 
     async def _load_all(
-        self, conn: Conn, rows: Iterator[RosterRow | RejectedRow], report: ImportReport
+        self,
+        conn: Conn,
+        rows: Iterator[RosterRow | RejectedRow],
+        report: ImportReport,
+        metadata: Metadata,
     ) -> None:
         # Parsing in a worker thread while the database works was tried: under the GIL it saved
         # under 5% (bench/roster_import.py), not worth a thread touching the parser.
         while items := list(itertools.islice(rows, self._chunk_rows)):
-            await self._load_chunk(conn, self._prepare(items), report)
+            await self._load_chunk(conn, self._prepare(items), report, metadata)
 
     def _prepare(self, items: Sequence[RosterRow | RejectedRow]) -> _Chunk:
         chunk = _Chunk(rows_read=len(items))
@@ -229,7 +253,9 @@ class RosterImporter:
                 chunk.records.append(self._record(item))
         return chunk
 
-    async def _load_chunk(self, conn: Conn, chunk: _Chunk, report: ImportReport) -> None:
+    async def _load_chunk(
+        self, conn: Conn, chunk: _Chunk, report: ImportReport, metadata: Metadata
+    ) -> None:
         report.rows_read += chunk.rows_read
         report.rejected += chunk.rejected
         report.errors.extend(chunk.errors)
@@ -251,11 +277,42 @@ class RosterImporter:
                 )
             )
         report.rejected += len(conflicts)
+        changes = await conn.fetch(_PASSED_CHANGES)
         written = await conn.fetch(_UPSERT, report.import_id)
+        for change in changes:
+            await self._record_passed_courses(conn, change, metadata)
         inserted = sum(1 for r in written if r["inserted"])
         report.inserted += inserted
         report.updated += len(written) - inserted
         report.unchanged += len(records) - len(conflicts) - len(written)
+
+    async def _record_passed_courses(
+        self, conn: Conn, change: asyncpg.Record, metadata: Metadata
+    ) -> None:
+        """Append CandidatePassedCoursesRecorded to the candidate's stream (course codes and the
+        ticket number only: no ID or mobile number goes into an event)."""
+        event = CandidatePassedCoursesRecorded(
+            candidate_id=change["candidate_id"],
+            admission_ticket_number=change["ticket_number"],
+            passed_course_codes=list(change["passed_courses"]),
+        )
+        stream_id = str(change["candidate_id"])
+        for attempt in range(_APPEND_ATTEMPTS):  # a profile change may append meanwhile
+            version = await self._store.version(CANDIDATE_STREAM_TYPE, stream_id, conn=conn)
+            try:
+                async with conn.transaction():  # a savepoint: a lost race leaves no trace
+                    await self._store.append(
+                        CANDIDATE_STREAM_TYPE,
+                        stream_id,
+                        version,
+                        [NewEvent.of(event)],
+                        metadata,
+                        conn=conn,
+                    )
+                return
+            except ConcurrencyError:
+                if attempt == _APPEND_ATTEMPTS - 1:
+                    raise
 
     def _record(self, row: RosterRow) -> tuple[Any, ...]:
         lookup = self._cipher.lookup_hash(row.id_number.value)

@@ -42,14 +42,16 @@ class Lock:
 class LoginThrottle:
     """Counts failed logins per account key and per client address; locks past the limits."""
 
-    def __init__(self, pool: asyncpg.Pool, policy: ThrottlePolicy | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, policy: ThrottlePolicy | None = None, *, namespace: str = ""
+    ) -> None:
         self._pool = pool
         self._policy = policy or ThrottlePolicy()
+        self._namespace = namespace  # "" for logins; registration counts apart ("reg:")
 
-    @staticmethod
-    def keys(account_key: str, client: str) -> tuple[str, str]:
-        """The two counters a login attempt touches."""
-        return f"acct:{account_key}", f"ip:{client}"
+    def keys(self, account_key: str, client: str) -> tuple[str, str]:
+        """The two counters an attempt touches."""
+        return f"{self._namespace}acct:{account_key}", f"{self._namespace}ip:{client}"
 
     async def lock_in_force(self, account_key: str, client: str) -> Lock | None:
         """The longest lock on either counter, if one is in force now."""
@@ -70,7 +72,8 @@ class LoginThrottle:
         """A successful login clears the account's counter (not the address's)."""
         async with self._pool.acquire() as conn:
             await conn.execute(
-                "DELETE FROM identity.login_throttle WHERE key = $1", f"acct:{account_key}"
+                "DELETE FROM identity.login_throttle WHERE key = $1",
+                self.keys(account_key, "")[0],
             )
 
     async def sweep(self, older_than: timedelta = timedelta(days=1)) -> int:

@@ -38,6 +38,12 @@ def character_classes(password: str) -> int:
     )
 
 
+def normalise_password(password: str) -> str:
+    """The form a password is hashed and verified in: NFKC, so a full-width ＡＢＣ１ typed by a
+    Chinese input method is the same password as ABC1."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def check_password(password: str, personal: Iterable[str] = ()) -> str:
     """The password normalised (NFKC) if it meets the rules; raises WeakPassword otherwise.
 
@@ -45,7 +51,7 @@ def check_password(password: str, personal: Iterable[str] = ()) -> str:
     same way), at least three of the four character classes, not a well-known password, and not
     containing the ID number, ticket number, birth date or mobile number given in `personal`.
     """
-    normalised = unicodedata.normalize("NFKC", password)
+    normalised = normalise_password(password)
     if not MIN_LENGTH <= len(normalised) <= MAX_LENGTH:
         raise WeakPassword(
             f"密码长度应为{MIN_LENGTH}至{MAX_LENGTH}位", f"length must be {MIN_LENGTH}-{MAX_LENGTH}"

@@ -27,6 +27,14 @@ class ThrottlePolicy:
     client: ThrottleRule = ThrottleRule(30, timedelta(minutes=15), timedelta(minutes=15))
 
 
+# Registration: refusals that depend on the roster (no such entry, already registered) per roster
+# entry (the ticket number typed) and per client address, so nobody can walk the roster.
+REGISTRATION_POLICY = ThrottlePolicy(
+    account=ThrottleRule(10, timedelta(minutes=15), timedelta(minutes=30)),
+    client=ThrottleRule(20, timedelta(minutes=15), timedelta(minutes=30)),
+)
+
+
 def minutes_left(seconds: float) -> int:
     """Whole minutes to tell the user, never zero while a lock lasts."""
     return max(1, -(-int(seconds) // 60))

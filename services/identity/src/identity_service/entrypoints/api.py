@@ -26,6 +26,7 @@ from identity_service.service_layer.tokens import ISSUER
 from servicekit.app import create_app
 from servicekit.auth import TokenVerifier
 from servicekit.health import platform_kafka_check
+from servicekit.openapi import errors
 
 
 class CaptchaRead(BaseModel):
@@ -37,13 +38,15 @@ class CaptchaRead(BaseModel):
 
 
 class CandidateCreate(Strict):
-    """注册: the roster data to match, and the new password and mobile number."""
+    """注册: the roster data to match, the new password and mobile number, and the captcha."""
 
     ticket_number: str = Field(min_length=1, max_length=32, description="准考证号")
     id_number: str = Field(min_length=1, max_length=32, description="身份证号")
     name: str = Field(min_length=1, max_length=50, description="姓名")
     password: str = Field(min_length=1, max_length=128)
     mobile: str = Field(min_length=1, max_length=20, description="手机号码")
+    captcha_id: uuid.UUID = Field(description="from GET /api/identity/captcha")
+    captcha_answer: str = Field(min_length=1, max_length=10, description="验证码")
 
 
 class CandidateCreated(BaseModel):
@@ -106,7 +109,9 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
         lifespan=lifespan,
     )
 
-    @app.get("/api/identity/captcha", response_model=CaptchaRead, tags=["login"])
+    @app.get(
+        "/api/identity/captcha", response_model=CaptchaRead, tags=["login"], responses=errors(429)
+    )
     async def new_captcha(identity: Service, response: Response) -> CaptchaRead:
         """获取验证码: a one-time image captcha."""
         captcha = await identity.captchas.issue()
@@ -123,9 +128,13 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
         status_code=status.HTTP_201_CREATED,
         response_model=CandidateCreated,
         tags=["registration"],
+        responses=errors(429),
     )
-    async def register(body: CandidateCreate, identity: Service) -> CandidateCreated:
-        """考生注册: an enrolled candidate creates an account."""
+    async def register(
+        body: CandidateCreate, request: Request, identity: Service
+    ) -> CandidateCreated:
+        """考生注册: an enrolled candidate creates an account (captcha; throttled per roster
+        entry and per client address)."""
         candidate_id = await identity.accounts.register(
             RegisterCandidate(
                 ticket_number=body.ticket_number,
@@ -133,11 +142,16 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
                 name=body.name,
                 password=body.password,
                 mobile=body.mobile,
+                captcha_id=body.captcha_id,
+                captcha_answer=body.captcha_answer,
+                client=identity.client_of(request),
             )
         )
         return CandidateCreated(candidate_id=candidate_id)
 
-    @app.post("/api/identity/login", response_model=TokenRead, tags=["login"])
+    @app.post(
+        "/api/identity/login", response_model=TokenRead, tags=["login"], responses=errors(401, 429)
+    )
     async def login(body: LoginRequest, request: Request, identity: Service) -> TokenRead:
         """考生登录: ID number or ticket number, password and captcha."""
         client = identity.client_of(request)
@@ -152,12 +166,19 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
         )
         return TokenRead.of(await identity.tokens.for_candidate(str(candidate_id)))
 
-    @app.post("/api/identity/token", response_model=TokenRead, tags=["login"])
+    @app.post(
+        "/api/identity/token", response_model=TokenRead, tags=["login"], responses=errors(401)
+    )
     async def refresh(body: RefreshRequest, identity: Service) -> TokenRead:
         """换取新令牌: spend a refresh token for a new pair."""
         return TokenRead.of(await identity.tokens.rotate(body.refresh_token))
 
-    @app.post("/api/identity/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["login"])
+    @app.post(
+        "/api/identity/logout",
+        status_code=status.HTTP_204_NO_CONTENT,
+        tags=["login"],
+        responses=errors(401),
+    )
     async def logout(body: RefreshRequest, identity: Service) -> Response:
         """退出登录: end the refresh token's family."""
         await identity.tokens.logout(body.refresh_token)

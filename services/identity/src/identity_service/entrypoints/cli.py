@@ -16,12 +16,13 @@ from datetime import date
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventkit.db import create_pool
 from eventkit.logs import configure_logging, mask_personal_data
 from eventkit.migrations import migrate
+from eventkit.settings import refuse_development_values
 from identity_service import bootstrap
 from identity_service.adapters.pii import PiiCipher, PiiSettings
 from identity_service.adapters.roster_import import ImportReport, parse_actor
@@ -34,7 +35,11 @@ from identity_service.settings import IdentitySettings
 log = logging.getLogger("identity_service.cli")
 
 EXIT_OK = 0
+EXIT_ROWS_REJECTED = 1  # the report was printed; some or all rows were not loaded
 EXIT_UNUSABLE_INPUT = 2
+
+
+DEV_ONLY_DSN = "postgresql://devstack:devstack@127.0.0.1:55432/identity"  # the make-run stack
 
 
 class CliSettings(BaseSettings):
@@ -44,9 +49,14 @@ class CliSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     pg_dsn: SecretStr = Field(
-        default=SecretStr("postgresql://devstack:devstack@127.0.0.1:55432/identity"),
+        default=SecretStr(DEV_ONLY_DSN),
         validation_alias=AliasChoices("IDENTITY_PG_DSN", "EVENTKIT_PG_DSN"),
     )
+
+    @model_validator(mode="after")
+    def _no_development_dsn(self) -> CliSettings:
+        refuse_development_values(self, {"pg_dsn": DEV_ONLY_DSN})
+        return self
 
 
 def _out(text: str) -> None:
@@ -95,7 +105,30 @@ async def _roster_import(args: argparse.Namespace) -> int:
     finally:
         await pool.close()
     print_report(report, max_errors=args.show_errors)
-    return EXIT_OK
+    return _import_exit_code(report, allow_partial=args.allow_partial)
+
+
+def _import_exit_code(report: ImportReport, *, allow_partial: bool) -> int:
+    """0 when every row loaded; EXIT_ROWS_REJECTED when any was rejected, unless partial loads
+    are accepted (--allow-partial) and at least one row did load."""
+    if not report.rejected:
+        return EXIT_OK
+    if allow_partial and report.rejected < report.rows_read:
+        print(
+            f"已按 --allow-partial 接受部分导入：拒绝 {report.rejected} 行 / "
+            f"partial load accepted: {report.rejected} rows rejected",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    loaded = report.rows_read - report.rejected
+    print(
+        f"导入不完整：{report.rows_read} 行中 {report.rejected} 行被拒绝，{loaded} 行已导入；"
+        "请修正后重新导入（重复导入是安全的）"
+        + ("" if allow_partial else "，或加 --allow-partial 接受部分导入")
+        + f" / incomplete: {report.rejected} of {report.rows_read} rows rejected",
+        file=sys.stderr,
+    )
+    return EXIT_ROWS_REJECTED
 
 
 async def _migrate(args: argparse.Namespace) -> int:
@@ -213,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--actor", default=f"ops:{getpass.getuser()}", help="who imports, e.g. ops:zhang.san"
     )
     roster.add_argument("--show-errors", type=int, default=20, help="rejected lines to print")
+    roster.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="接受部分导入 exit 0 although some rows were rejected (not when all were); "
+        "otherwise any rejected row exits 1 (the valid rows are loaded and the report printed)",
+    )
     roster.set_defaults(run=_roster_import)
     mig = commands.add_parser("migrate", help="应用数据库迁移 apply the identity migrations")
     mig.add_argument("--dsn", help="PostgreSQL DSN (default: IDENTITY_PG_DSN, EVENTKIT_PG_DSN)")

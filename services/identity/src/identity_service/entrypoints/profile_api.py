@@ -6,11 +6,12 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from identity_service import bootstrap
 from identity_service.service_layer.profile import QUICK_ENTRIES, Profile
 from servicekit.auth import CurrentCandidate
+from servicekit.models import StrictRequest
 
 
 def _identity(request: Request) -> bootstrap.Identity:
@@ -60,10 +61,8 @@ class ProfileRead(BaseModel):
         )
 
 
-class ContactUpdate(BaseModel):
+class ContactUpdate(StrictRequest):
     """修改联系方式: a new mobile number and/or e-mail ("" clears the e-mail)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     mobile: str | None = Field(default=None, min_length=1, max_length=20)
     email: str | None = Field(default=None, max_length=254)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from identity_service.service_layer.tokens import TokenPair
+from servicekit.models import StrictRequest
 
 
-class Strict(BaseModel):
-    """Request bodies refuse unknown fields."""
+class Strict(StrictRequest):
+    """Request bodies: unknown fields and control characters refused (servicekit)."""
 
     model_config = ConfigDict(extra="forbid", str_max_length=200)
 

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from identity_service import bootstrap
 from identity_service.entrypoints.schemas import Strict, TokenRead
+from servicekit.openapi import errors
 
 
 def _identity(request: Request) -> bootstrap.Identity:
@@ -37,7 +38,7 @@ def staff_router() -> APIRouter:
     """The staff endpoints; DomainErrors are answered by the app's handler (see api.py)."""
     router = APIRouter(tags=["staff"])
 
-    @router.post("/api/identity/staff/login", response_model=TokenRead)
+    @router.post("/api/identity/staff/login", response_model=TokenRead, responses=errors(401, 429))
     async def staff_login(
         body: StaffLoginRequest, request: Request, identity: Service
     ) -> TokenRead:

@@ -15,14 +15,14 @@ from contracts.identity import CandidateRegistered, Gender
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.store import EventStore
 from identity_service.adapters.captcha import CaptchaProblem, CaptchaStore
-from identity_service.adapters.passwords import hash_password, verify_password
+from identity_service.adapters.passwords import Passwords
 from identity_service.adapters.pii import PiiCipher
 from identity_service.adapters.throttle import LoginThrottle
 from identity_service.domain.contact import check_mobile
 from identity_service.domain.errors import DomainError
 from identity_service.domain.id_card import IdCardNumber, normalise_id_text
 from identity_service.domain.password import check_password
-from identity_service.domain.throttle import minutes_left
+from identity_service.domain.throttle import REGISTRATION_POLICY, minutes_left
 
 CANDIDATE_STREAM = "identity.candidate"
 _TICKET = re.compile(r"^\d{10,15}$")
@@ -40,6 +40,20 @@ class AlreadyRegistered(DomainError):
 
     code = "identity.already_registered"
     status = 409
+
+
+class RegistrationLocked(DomainError):
+    """Too many registrations refused for this roster entry or address; ends by itself."""
+
+    code = "identity.registration_locked"
+    status = 429
+
+    def __init__(self, seconds_left: float) -> None:
+        minutes = minutes_left(seconds_left)
+        super().__init__(
+            f"注册尝试次数过多，请{minutes}分钟后再试", f"locked for {seconds_left:.0f}s"
+        )
+        self.retry_after = int(seconds_left) + 1
 
 
 class CaptchaRefused(DomainError):
@@ -78,15 +92,31 @@ _CAPTCHA_MESSAGES = {
 }
 
 
+def _entry_key(ticket: str) -> str:
+    """The registration throttle's key of a typed ticket number (other text kept hashed)."""
+    text = normalise_id_text(ticket)
+    if _TICKET.match(text):
+        return f"ticket:{text}"
+    return f"other:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def _already_registered() -> AlreadyRegistered:
+    return AlreadyRegistered("该考生已注册，请直接登录", "an account exists for this roster entry")
+
+
 @dataclass(frozen=True)
 class RegisterCandidate:
-    """考生注册: roster data to match, and the new account's password and mobile number."""
+    """考生注册: roster data to match, the new account's password and mobile number, the
+    captcha, and the client's address."""
 
     ticket_number: str
     id_number: str
     name: str
     password: str
     mobile: str
+    captcha_id: uuid.UUID
+    captcha_answer: str
+    client: str
 
 
 @dataclass(frozen=True)
@@ -123,34 +153,57 @@ class CandidateAccounts:
         store: EventStore,
         captchas: CaptchaStore,
         throttle: LoginThrottle,
+        passwords: Passwords,
+        registration_throttle: LoginThrottle | None = None,
     ) -> None:
         self._pool = pool
         self._cipher = cipher
         self._store = store
         self._captchas = captchas
         self._throttle = throttle
+        self._passwords = passwords
+        self._registrations = registration_throttle or LoginThrottle(
+            pool, REGISTRATION_POLICY, namespace="reg:"
+        )
 
     async def register(self, command: RegisterCandidate) -> uuid.UUID:
-        """Create the account of a rostered candidate; returns the new candidate id."""
+        """Create the account of a rostered candidate; returns the new candidate id.
+
+        Throttled per roster entry (the ticket number typed) and per client address, and behind
+        a captcha, so that nobody can walk the roster to learn who is on it."""
+        ticket = command.ticket_number.strip()
+        entry_key = _entry_key(ticket)
+        lock = await self._registrations.lock_in_force(entry_key, command.client)
+        if lock is not None:
+            raise RegistrationLocked(lock.seconds_left)
+        await check_captcha(self._captchas, command.captcha_id, command.captcha_answer)
         id_number = IdCardNumber.parse(command.id_number)
         mobile = check_mobile(command.mobile)
-        ticket = command.ticket_number.strip()
         personal = [id_number.value, ticket, id_number.birth_date.strftime("%Y%m%d"), mobile]
         password = check_password(command.password, personal)
         lookup = self._cipher.lookup_hash(id_number.value)
+        # Every cheap check comes before the argon2id hash (64 MiB, tens of milliseconds): a
+        # replay of a registered or unknown triple must cost a couple of index lookups only.
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT name, gender, registration_district, major_code, id_number_masked"
-                " FROM identity.roster WHERE id_lookup_hash = $1 AND ticket_number = $2",
+                "SELECT r.name, r.gender, r.registration_district, r.major_code,"
+                " r.id_number_masked, r.passed_courses,"
+                " EXISTS (SELECT 1 FROM identity.candidate_accounts a"
+                "  WHERE a.ticket_number = r.ticket_number OR a.id_lookup_hash = $1) AS taken"
+                " FROM identity.roster r WHERE r.id_lookup_hash = $1 AND r.ticket_number = $2",
                 lookup,
                 ticket,
             )
         if row is None or normalise_name(row["name"]) != normalise_name(command.name):
+            await self._count_refusal(entry_key, command.client)
             raise RosterMismatch(
                 "准考证号、身份证号或姓名与在籍考生信息不符，请核对后再试",
                 "no roster entry with this ticket, ID number and name",
             )
-        password_hash = await hash_password(password)
+        if row["taken"]:
+            await self._count_refusal(entry_key, command.client)
+            raise _already_registered()
+        password_hash = await self._passwords.hash(password)
         candidate_id = uuid.uuid4()
         event = CandidateRegistered(
             candidate_id=candidate_id,
@@ -161,6 +214,7 @@ class CandidateAccounts:
             id_number_fingerprint=lookup,
             enrolled_major_code=row["major_code"],
             registration_district=row["registration_district"],
+            passed_course_codes=list(row["passed_courses"]),
         )
         actor = Actor(kind="candidate", id=str(candidate_id))
         try:
@@ -185,10 +239,16 @@ class CandidateAccounts:
                     conn=conn,
                 )
         except asyncpg.UniqueViolationError as exc:
-            raise AlreadyRegistered(
-                "该考生已注册，请直接登录", "an account exists for this roster entry"
-            ) from exc
+            # A concurrent registration of the same entry won the race (a double submit): it
+            # passed every check, so it is not counted as a probe.
+            raise _already_registered() from exc
         return candidate_id
+
+    async def _count_refusal(self, entry_key: str, client: str) -> None:
+        """Count a refusal that depends on the roster; past the limits, the lock it caused."""
+        lock = await self._registrations.record_failure(entry_key, client)
+        if lock is not None:
+            raise RegistrationLocked(lock.seconds_left)
 
     async def login(self, command: LoginCandidate) -> uuid.UUID:
         """The candidate id when identifier, password and captcha are right; else an error."""
@@ -206,7 +266,7 @@ class CandidateAccounts:
                     value,
                 )
         stored = None if row is None else row["password_hash"]
-        if not await verify_password(stored, command.password) or row is None:
+        if not await self._passwords.verify(stored, command.password) or row is None:
             lock = await self._throttle.record_failure(key, command.client)
             if lock is not None:
                 raise LoginLocked(lock.seconds_left)

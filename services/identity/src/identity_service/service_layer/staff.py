@@ -12,7 +12,7 @@ from contracts.identity import STAFF_STREAM, StaffAccountCreated
 from eventkit.envelope import Actor, Metadata, NewEvent
 from eventkit.store import EventStore
 from identity_service.adapters.captcha import CaptchaStore
-from identity_service.adapters.passwords import hash_password, verify_password
+from identity_service.adapters.passwords import Passwords
 from identity_service.adapters.throttle import LoginThrottle
 from identity_service.domain.password import check_password
 from identity_service.domain.staff import (
@@ -35,6 +35,10 @@ def throttle_key(username: str) -> str:
     return f"staff:other:{hashlib.sha256(normalised.encode()).hexdigest()[:32]}"
 
 
+def _username_taken(username: str) -> StaffUsernameTaken:
+    return StaffUsernameTaken(f"用户名 {username} 已被使用", "a staff account has this username")
+
+
 def _principal(row: asyncpg.Record) -> StaffPrincipal:
     return StaffPrincipal(
         staff_id=str(row["staff_id"]),
@@ -52,11 +56,13 @@ class StaffAccounts:
         store: EventStore,
         captchas: CaptchaStore,
         throttle: LoginThrottle,
+        passwords: Passwords,
     ) -> None:
         self._pool = pool
         self._store = store
         self._captchas = captchas
         self._throttle = throttle
+        self._passwords = passwords
 
     async def create(
         self,
@@ -71,7 +77,13 @@ class StaffAccounts:
         """Create the account and its StaffAccountCreated event together; the new staff id."""
         profile = check_staff(username, display_name, roles, confirmation_points)
         checked_password = check_password(password, [profile.username])
-        password_hash = await hash_password(checked_password)
+        async with self._pool.acquire() as conn:  # a taken name costs no password hash
+            taken = await conn.fetchval(
+                "SELECT true FROM identity.staff_accounts WHERE username = $1", profile.username
+            )
+        if taken:
+            raise _username_taken(profile.username)
+        password_hash = await self._passwords.hash(checked_password)
         metadata = Metadata(actor=Actor(kind="ops", id=created_by))
         staff_id = uuid.uuid4()
         event = StaffAccountCreated(
@@ -103,10 +115,8 @@ class StaffAccounts:
                     metadata,
                     conn=conn,
                 )
-        except asyncpg.UniqueViolationError as exc:
-            raise StaffUsernameTaken(
-                f"用户名 {profile.username} 已被使用", "a staff account has this username"
-            ) from exc
+        except asyncpg.UniqueViolationError as exc:  # a concurrent create won the race
+            raise _username_taken(profile.username) from exc
         return staff_id
 
     async def login(
@@ -135,7 +145,7 @@ class StaffAccounts:
                     normalise_username(username),
                 )
         stored = None if row is None else row["password_hash"]
-        matches = await verify_password(stored, password)
+        matches = await self._passwords.verify(stored, password)
         if not matches or row is None or row["disabled_at"] is not None:
             lock = await self._throttle.record_failure(key, client)
             if lock is not None:
