@@ -1,11 +1,20 @@
-"""Media pipeline latency: `process()` on a ~3 MB, 12-megapixel (4000x3000) JPEG, one core.
+"""Media pipeline latency: `process()` on a ~3 MB, 12-megapixel (4000x3000) JPEG, one core;
+and the peak memory of the worst images the pipeline still accepts.
 
     uv run python bench/media_pipeline.py [--runs 50]
+
+Memory: each image is decoded by `process()` in a fresh Python process (the input file made
+beforehand by this one); its peak RSS (VmHWM: the peak of that process image only) minus its
+RSS just before the call is the decode's cost. The cases: a flat ~110 KB RGBA PNG at the
+largest size the decode budget admits for a converting mode (6400x4190), a flat 40-megapixel
+RGB JPEG (the pixel limit, decoded as is), and the ~160 KB 40-megapixel RGBA PNG of issue 16,
+which must be refused from its header.
 
 The input is synthetic but photograph-like (smooth gradients, shapes and sensor-like noise) with
 its JPEG quality searched so the file lands between 2.5 and 3 MB, just under the upload limit. The
 timing is the whole synchronous call: magic sniffing, sha256, header checks, decoding, EXIF
-orientation, colour conversion, the 2400 px display copy and the 320 px thumbnail, both encoded.
+orientation, colour conversion, the sanitised full-resolution copy (JPEG q90), the display copy
+(1600-2400 px) and the 320 px thumbnail, all encoded.
 Results are printed and appended to bench/results/media_pipeline.json. Target: p95 under 150 ms.
 """
 
@@ -15,7 +24,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from io import BytesIO
@@ -25,7 +36,8 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFilter
 
 from media_service.adapters.images import process
-from media_service.domain.photo_rules import MAX_UPLOAD_BYTES
+from media_service.domain.errors import MediaError
+from media_service.domain.photo_rules import DECODE_BUDGET_BYTES, MAX_UPLOAD_BYTES, decode_memory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "media_pipeline.json"
 SIZE = (4000, 3000)
@@ -67,6 +79,70 @@ def encode_near_limit(image: Image.Image) -> tuple[bytes, int]:
     return best
 
 
+# (name, mode, size, format): flat images, tiny files, big canvases
+MEMORY_CASES = [
+    ("rgba-png-worst-accepted", "RGBA", (6400, 4190), "PNG"),
+    ("rgb-jpeg-40mp", "RGB", (7900, 5000), "JPEG"),
+    ("rgba-png-40mp-issue-16", "RGBA", (7900, 5000), "PNG"),
+]
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_of(path: str) -> None:
+    """(Child process) decode one file; print its outcome and memory as JSON."""
+    data = Path(path).read_bytes()
+    before = _status_kib("VmRSS")
+    try:
+        process(data)
+        outcome = "accepted"
+    except MediaError as exc:
+        outcome = f"refused {exc.code}"
+    # VmHWM: this process image's own peak (ru_maxrss would include the parent's, at the fork)
+    peak = _status_kib("VmHWM")
+    print(json.dumps({"outcome": outcome, "rss_before_kib": before, "peak_rss_kib": peak}))
+
+
+def measure_memory() -> list[dict[str, Any]]:
+    """Each memory case decoded in a fresh process."""
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name, mode, size, fmt in MEMORY_CASES:
+            path = Path(folder) / name
+            fill = (200, 30, 30, 128) if mode == "RGBA" else (200, 30, 30)
+            Image.new(mode, size, fill).save(path, format=fmt)
+            answer = subprocess.run(
+                [sys.executable, __file__, "--peak-of", str(path)],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            child = json.loads(answer.stdout.strip().splitlines()[-1])
+            pixels = size[0] * size[1]
+            results.append(
+                {
+                    "case": name,
+                    "mode": mode,
+                    "size": list(size),
+                    "file_bytes": path.stat().st_size,
+                    "outcome": child["outcome"],
+                    "estimated_mib": round(decode_memory(*size, mode) / 2**20, 1),
+                    "peak_rss_mib": round(child["peak_rss_kib"] / 1024, 1),
+                    "decode_mib": round(
+                        (child["peak_rss_kib"] - child["rss_before_kib"]) / 1024, 1
+                    ),
+                    "bytes_per_pixel": round(
+                        (child["peak_rss_kib"] - child["rss_before_kib"]) * 1024 / pixels, 2
+                    ),
+                }
+            )
+    return results
+
+
 def percentile(sorted_ms: list[float], p: float) -> float:
     """Nearest-rank percentile."""
     rank = max(1, round(p / 100 * len(sorted_ms)))
@@ -76,7 +152,12 @@ def percentile(sorted_ms: list[float], p: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--peak-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.peak_of:
+        peak_of(args.peak_of)
+        return
+    memory = measure_memory()  # before this process pins itself to one core and warms up
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as a worker thread
 
@@ -113,6 +194,8 @@ def main() -> None:
         "ms": {"p50": round(p50, 1), "p95": round(p95, 1), "max": round(worst, 1)},
         "target_p95_ms": TARGET_P95_MS,
         "within_target": p95 < TARGET_P95_MS,
+        "decode_budget_mib": DECODE_BUDGET_BYTES // 2**20,
+        "memory": memory,
     }
     print(
         f"input {SIZE[0]}x{SIZE[1]} JPEG q{quality}, {len(data) / 1024 / 1024:.2f} MB;"
@@ -124,6 +207,14 @@ def main() -> None:
         f"process() x{args.runs} on one core: p50 {p50:.1f} ms, p95 {p95:.1f} ms,"
         f" max {worst:.1f} ms (target p95 < {TARGET_P95_MS:.0f} ms: {verdict})"
     )
+    for case in memory:
+        print(
+            f"memory {case['case']}: {case['mode']} {case['size'][0]}x{case['size'][1]},"
+            f" {case['file_bytes'] / 1024:.0f} KB file, {case['outcome']};"
+            f" peak RSS {case['peak_rss_mib']} MiB, decode {case['decode_mib']} MiB"
+            f" ({case['bytes_per_pixel']} B/pixel; estimated {case['estimated_mib']} MiB,"
+            f" budget {DECODE_BUDGET_BYTES // 2**20} MiB)"
+        )
     history: list[Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     history.append(record)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

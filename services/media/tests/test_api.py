@@ -16,8 +16,10 @@ import jwt
 import pytest
 from PIL import ExifTags, Image
 
+from eventkit.projection import use_schema
 from media_service import bootstrap
 from media_service.adapters.storage import ObjectStore
+from media_service.adapters.usage import USAGE_SCHEMA, PhotoUsage
 from media_service.domain.photo_rules import MAX_UPLOAD_BYTES
 from media_service.service_layer.photos import Limits
 from media_service.settings import MediaSettings
@@ -86,7 +88,7 @@ async def test_a_jpeg_is_stored_as_original_display_and_thumbnail(
     assert body["size_bytes"] == len(data)
     assert body["pinned"] is False
     seen = await state(media_pool, objects)
-    assert (seen["photos"], seen["pending"], len(seen["keys"])) == (1, 0, 3)
+    assert (seen["photos"], seen["pending"], len(seen["keys"])) == (1, 0, 4)
     [(event_type, payload)] = seen["events"]
     assert event_type == "PhotoUploaded"
     assert payload["photo_id"] == str(photo_id)
@@ -546,6 +548,83 @@ async def test_signed_links_serve_the_copies_from_storage(
         assert image_of(display.content).size == (1000, 800)
 
 
+def exif_with_gps() -> bytes:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "PhoneCo"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (37.0, 52.0, 12.0)
+    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
+    gps[ExifTags.GPS.GPSLongitude] = (112.0, 33.0, 5.0)
+    return exif.tobytes()
+
+
+async def test_staff_get_a_sanitised_full_copy_and_the_original_only_by_a_recorded_request(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool, submit: Any,
+    objects: ObjectStore,
+) -> None:  # fmt: skip
+    """The original (EXIF with GPS, bytes after the image) is never in a staff member's links;
+    the sanitised full-resolution copy is, and every copy comes back from storage over real HTTP
+    with its exact type, disposition and caching; the API's own streams add nosniff."""
+    alice = tokens.candidate(ALICE)
+    trailing = b"<html><script>alert(1)</script></html>"
+    data = pictures.jpeg((2600, 1800), exif=exif_with_gps()) + trailing
+    photo = (await upload(client, alice, data)).json()
+    photo_id = photo["photo_id"]
+    hex_id = uuid.UUID(photo_id).hex
+    await submit([photo_id], point="140105", candidate_id=ALICE)
+    reviewer = tokens.staff(["reviewer"], ["140105"])
+    base = f"{PHOTOS}/{photo_id}"
+
+    links = (await client.get(f"{base}/links", headers=reviewer)).json()
+    assert links["original"] is None
+    own = (await client.get(f"{base}/links", headers=alice)).json()
+    assert own["original"] is not None
+    async with httpx.AsyncClient() as browser:
+        full = await browser.get(links["full"])
+        assert full.status_code == 200
+        assert full.headers["content-type"] == "image/jpeg"
+        assert full.headers["content-disposition"] == f'inline; filename="{hex_id}-full.jpg"'
+        assert full.headers["cache-control"] == "private, max-age=60"
+        image = image_of(full.content)
+        assert image.size == (2600, 1800)  # every pixel, re-encoded
+        assert not image.getexif() and "exif" not in image.info and "icc_profile" not in image.info
+        assert trailing not in full.content and b"PhoneCo" not in full.content
+        assert full.content.endswith(b"\xff\xd9")
+        for variant in ("display", "thumbnail"):
+            copy = await browser.get(links[variant])
+            assert copy.headers["content-type"] == "image/jpeg"
+            disposition = f'inline; filename="{hex_id}-{variant}.jpg"'
+            assert copy.headers["content-disposition"] == disposition
+        original = await browser.get(own["original"])
+        assert original.content == data  # the owner's own file, byte for byte
+        assert original.headers["content-type"] == "image/jpeg"
+        disposition = f'attachment; filename="{hex_id}-original.jpg"'
+        assert original.headers["content-disposition"] == disposition
+
+    # The objects themselves carry the headers (not only the signed links' overrides).
+    for variant, kind in (("original", "attachment"), ("full", "inline")):
+        assert await objects.stored_headers(f"photos/{hex_id[:2]}/{hex_id}/{variant}") == {
+            "content-type": "image/jpeg",
+            "content-disposition": f'{kind}; filename="{hex_id}-{variant}.jpg"',
+            "cache-control": "private, max-age=300",
+        }
+
+    streamed = await client.get(f"{base}/full", headers=reviewer)
+    assert streamed.headers["x-content-type-options"] == "nosniff"
+    assert image_of(streamed.content).size == (2600, 1800)
+    recorded = await client.get(f"{base}/original", headers=reviewer)  # the explicit request
+    assert recorded.content == data
+    assert recorded.headers["x-content-type-options"] == "nosniff"
+    assert recorded.headers["content-disposition"] == disposition
+    given = await media_pool.fetch(
+        "SELECT payload->>'given' AS given FROM eventkit.events"
+        " WHERE stream_type = 'media.photo_view' AND stream_id = $1 ORDER BY stream_version",
+        photo_id,
+    )
+    assert [r["given"] for r in given] == ["links", "full", "original"]
+
+
 # --- deletion and pinning ---------------------------------------------------------------------
 
 
@@ -555,7 +634,6 @@ async def test_the_owner_deletes_an_unsubmitted_photo_and_its_objects_go(
 ) -> None:  # fmt: skip
     alice = tokens.candidate(ALICE)
     photo = (await upload(client, alice, pictures.jpeg())).json()
-    await submit([photo["photo_id"]], candidate_id=ALICE, event_type="CertificateAdded")
     base = f"{PHOTOS}/{photo['photo_id']}"
     deleted = await client.delete(base, headers=alice)
     assert deleted.status_code == 204
@@ -581,8 +659,99 @@ async def test_a_submitted_photo_is_pinned_for_the_audit(
     assert refused.json()["error"]["code"] == "media.pinned"
     assert case_number in refused.json()["error"]["message"]
     seen = await state(media_pool, objects)
-    assert len(seen["keys"]) == 3
+    assert len(seen["keys"]) == 4
     assert [t for t, _ in seen["events"]] == ["PhotoUploaded"]
+
+
+def certificate_removed(
+    application_id: uuid.UUID, certificate_id: uuid.UUID, candidate_id: uuid.UUID
+) -> Any:
+    from contracts.application import EXEMPTION_STREAM
+    from eventkit.envelope import Actor, EventEnvelope
+
+    return EventEnvelope(
+        event_id=uuid.uuid4(),
+        event_type="CertificateRemoved",
+        schema_version=1,
+        stream_type=EXEMPTION_STREAM.stream_type,
+        stream_id=str(application_id),
+        stream_version=3,
+        occurred_at=datetime.now(UTC),
+        correlation_id=uuid.uuid4(),
+        actor=Actor(kind="candidate", id=str(candidate_id)),
+        payload={"application_id": str(application_id), "certificate_id": str(certificate_id)},
+    )
+
+
+async def test_a_photo_cited_by_a_draft_cannot_be_deleted_until_its_certificate_is_removed(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
+    objects: ObjectStore, submit: Any,
+) -> None:  # fmt: skip
+    alice = tokens.candidate(ALICE)
+    drafted = (await upload(client, alice, pictures.jpeg())).json()
+    await submit([drafted["photo_id"]], candidate_id=ALICE, event_type="CertificateAdded")
+    refused = await client.delete(f"{PHOTOS}/{drafted['photo_id']}", headers=alice)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "media.in_use"
+    assert "删除该证书" in refused.json()["error"]["message"]
+
+    # Cited synchronously, before any event of the application service has reached media.
+    cited = (await upload(client, alice, pictures.jpeg())).json()
+    application_id, certificate_id = uuid.uuid4(), uuid.uuid4()
+    citation = f"{PHOTOS}/{cited['photo_id']}/citations/{application_id}/{certificate_id}"
+    assert (await client.put(citation, headers=alice)).status_code == 204
+    assert (await client.put(citation, headers=alice)).status_code == 204  # idempotent
+    refused = await client.delete(f"{PHOTOS}/{cited['photo_id']}", headers=alice)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "media.in_use"
+    # Only the owner cites; another's photo and a deleted one do not exist.
+    bob = tokens.candidate(BOB)
+    assert (await client.put(citation, headers=bob)).status_code == 404
+    staff = tokens.staff(["senior_reviewer"])
+    assert (await client.put(citation, headers=staff)).status_code in (401, 403, 404)
+
+    # The certificate removed (as the usage projection learns it): the photo may go.
+    async with media_pool.acquire() as conn, conn.transaction():
+        await use_schema(conn, USAGE_SCHEMA)
+        await PhotoUsage().apply(conn, certificate_removed(application_id, certificate_id, ALICE))
+    assert (await client.delete(f"{PHOTOS}/{cited['photo_id']}", headers=alice)).status_code == 204
+    gone = await client.put(citation, headers=alice)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "media.not_found"
+    seen = await state(media_pool, objects)
+    assert len(seen["keys"]) == 4  # the drafted photo's objects, and only those
+
+
+async def test_a_citation_and_a_deletion_racing_never_both_win(
+    client: httpx.AsyncClient, tokens: Any, pictures: Any, media_pool: asyncpg.Pool,
+    objects: ObjectStore,
+) -> None:  # fmt: skip
+    """Citation (the application service, before it records a certificate) and deletion (the
+    owner) race on many photos at once: each photo ends either cited and kept, or deleted and
+    not cited; never cited and deleted."""
+    alice = tokens.candidate(ALICE)
+    data = pictures.jpeg()
+    photo_ids = [(await upload(client, alice, data)).json()["photo_id"] for _ in range(12)]
+
+    async def race(photo_id: str) -> tuple[int, int]:
+        citation = f"{PHOTOS}/{photo_id}/citations/{uuid.uuid4()}/{uuid.uuid4()}"
+        cited, deleted = await asyncio.gather(
+            client.put(citation, headers=alice),
+            client.delete(f"{PHOTOS}/{photo_id}", headers=alice),
+        )
+        return cited.status_code, deleted.status_code
+
+    outcomes = await asyncio.gather(*(race(p) for p in photo_ids))
+    assert set(outcomes) <= {(204, 409), (404, 204)}, outcomes
+    for photo_id, (cited, _) in zip(photo_ids, outcomes, strict=True):
+        row = await media_pool.fetchrow(
+            "SELECT deleted_at IS NOT NULL AS deleted,"
+            " EXISTS (SELECT 1 FROM media.citations c WHERE c.photo_id = p.photo_id) AS cited"
+            " FROM media.photos p WHERE p.photo_id = $1",
+            uuid.UUID(photo_id),
+        )
+        assert (row["cited"], row["deleted"]) == ((True, False) if cited == 204 else (False, True))
+    kept = {k.split("/")[2] for k in await objects.list_keys()}
+    assert kept == {uuid.UUID(p).hex for p, (c, _) in zip(photo_ids, outcomes, strict=True)
+                    if c == 204}  # fmt: skip
 
 
 # --- faults -----------------------------------------------------------------------------------
@@ -629,12 +798,14 @@ async def test_storage_down_is_a_503_with_retry_after_and_nothing_half_stored(
 class FailingDisplayWrites(ObjectStore):
     """The real bucket, except that writing a display copy fails (storage dying mid-upload)."""
 
-    async def put(self, key: str, body: bytes, content_type: str, metadata: Any) -> None:
+    async def put(
+        self, key: str, body: bytes, content_type: str, metadata: Any, **headers: str
+    ) -> None:
         if key.endswith("/display"):
             from media_service.domain.errors import StorageUnavailable
 
             raise StorageUnavailable("injected: display write failed")
-        await super().put(key, body, content_type, metadata)
+        await super().put(key, body, content_type, metadata, **headers)
 
 
 async def test_a_write_failing_midway_leaves_no_object_and_no_event(
@@ -681,3 +852,58 @@ async def test_too_many_uploads_at_once_are_turned_away_politely(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "media.busy"
     assert response.headers["retry-after"] == "5"
+
+
+async def test_decodes_beyond_the_image_workers_wait_briefly_then_get_a_503(
+    media_pool: asyncpg.Pool, objects: ObjectStore, tokens: Any, pictures: Any
+) -> None:
+    """With one decode slot busy, the next upload waits `decode_wait`, then is turned away with
+    503 media.busy and Retry-After (nothing recorded); once the slot frees, uploads go on."""
+    import threading
+    from datetime import timedelta
+
+    from eventkit.store import EventStore
+    from media_service.adapters import images
+    from media_service.entrypoints.api import attach, build_app
+    from media_service.service_layer.photos import Photos
+    from servicekit.auth import StaticKeys, TokenVerifier
+    from servicekit.signing import IDENTITY_ISSUER
+
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_first(data: bytes) -> images.ProcessedPhoto:
+        if not entered.is_set():
+            entered.set()
+            release.wait(10)
+        return images.process(data)
+
+    limits = Limits(process_workers=1, decode_wait=timedelta(seconds=0.3))
+    photos = Photos(media_pool, EventStore(media_pool), objects, limits, processor=slow_first)
+    app = build_app()
+    keys = StaticKeys({tokens.keypair.kid: tokens.keypair.public_key})
+    attach(
+        app,
+        bootstrap.Media(media_pool, objects, photos),
+        TokenVerifier(keys, issuer=IDENTITY_ISSUER),
+    )
+    alice = tokens.candidate(ALICE)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://media") as client:
+            first = asyncio.create_task(upload(client, alice, pictures.jpeg()))
+            await asyncio.get_running_loop().run_in_executor(None, entered.wait, 5)
+            started = asyncio.get_running_loop().time()
+            turned_away = await upload(client, alice, pictures.jpeg())
+            waited = asyncio.get_running_loop().time() - started
+            assert turned_away.status_code == 503, turned_away.text
+            assert turned_away.json()["error"]["code"] == "media.busy"
+            assert turned_away.headers["retry-after"] == "5"
+            assert waited >= 0.3
+            release.set()
+            assert (await first).status_code == 201
+            assert (await upload(client, alice, pictures.jpeg())).status_code == 201
+        events = await media_pool.fetch("SELECT event_type FROM eventkit.events")
+        assert sorted(e["event_type"] for e in events) == ["PhotoUploaded", "PhotoUploaded"]
+    finally:
+        release.set()
+        photos.close()

@@ -119,6 +119,63 @@ def test_png_over_our_pixel_limit_but_under_pillows_is_refused_before_decoding()
     assert refused(one_bit_png(width, height)).code == "media.image_too_large"
 
 
+def flat_png(width: int, height: int, color_type: int, depth: int = 8) -> bytes:
+    """A flat PNG (tiny: one repeated zero row) declaring any size and colour type."""
+    bands = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type] * depth // 8
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
+    row = bytes(1 + width * bands)
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    palette = png_chunk(b"PLTE", bytes(3)) + png_chunk(b"tRNS", b"\x00") if color_type == 3 else b""
+    return (
+        PNG_MAGIC + png_chunk(b"IHDR", ihdr) + palette + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+@pytest.fixture
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding a pixel fails the test: a refusal must come from the header alone."""
+
+    def load(self: ImageFile.ImageFile) -> None:
+        raise AssertionError(f"decoded a {self.mode} {self.size} image")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+@pytest.mark.parametrize(
+    ("size", "color_type", "depth"),
+    [
+        ((7900, 5000), 6, 8),  # RGBA: the ~160 KB PNG of issue 16
+        ((7900, 5000), 4, 8),  # grey with alpha
+        ((7900, 5000), 3, 8),  # palette with transparency
+        ((7900, 5000), 0, 16),  # 16-bit grey
+        ((6500, 4200), 6, 8),  # just over the budget
+    ],
+)
+def test_a_small_png_whose_decode_exceeds_the_memory_budget_is_refused_from_its_header(
+    size: tuple[int, int], color_type: int, depth: int, no_decoding: None
+) -> None:
+    width, height = size
+    data = flat_png(width, height, color_type, depth)
+    assert width * height <= MAX_PIXELS and len(data) < 200 * 1024
+    error = refused(data)
+    assert (error.code, error.status) == ("media.image_too_large", 422)
+    assert "MiB" in error.detail_en
+
+
+def test_the_decode_budget_admits_a_plain_40_megapixel_photo_and_a_27_megapixel_rgba() -> None:
+    from media_service.domain.photo_rules import DECODE_BUDGET_BYTES, decode_memory
+
+    assert decode_memory(7900, 5000, "RGB") <= DECODE_BUDGET_BYTES  # decoded and used as is
+    assert decode_memory(6400, 4190, "RGBA") <= DECODE_BUDGET_BYTES  # the worst one accepted
+    assert decode_memory(6400, 4190, "RGB", converted=True) <= DECODE_BUDGET_BYTES
+    assert decode_memory(7900, 5000, "RGB", converted=True) > DECODE_BUDGET_BYTES
+    assert decode_memory(7900, 5000, "CMYK") > DECODE_BUDGET_BYTES
+    result = accepted(flat_png(6400, 4190, 6))
+    assert (result.width, result.height) == (6400, 4190)
+
+
 def test_jpeg_declaring_20000_by_20000_is_refused() -> None:
     data = with_jpeg_size(encode(photo((1000, 800))), 20_000, 20_000)
     sof = data.index(b"\xff\xc0")
@@ -315,12 +372,19 @@ def test_png_with_an_embedded_profile_is_converted_to_srgb() -> None:
     assert result.format == "png"
 
 
-def test_large_jpeg_is_decoded_at_a_reduced_scale_but_reports_its_true_size() -> None:
+def test_large_jpeg_keeps_every_pixel_in_its_sanitised_full_copy_upright() -> None:
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = 6
-    result = accepted(encode(photo((4000, 3000)), quality=30, exif=exif.tobytes()))
+    exif[ExifTags.Base.Make] = "PhoneCo"
+    original = encode(photo((4000, 3000)), quality=30, exif=exif.tobytes()) + b"TRAILING"
+    result = accepted(original)
     assert (result.width, result.height) == (3000, 4000)
-    # Half scale in the JPEG decoder gives 1500x2000: long side within 1600-2400, so no resample.
+    # a box reduction by 2 gives 1500x2000: long side within 1600-2400, so no resample
     assert (result.display_width, result.display_height) == (1500, 2000)
+    with Image.open(BytesIO(result.full_jpeg)) as full:
+        assert full.size == (3000, 4000)  # upright, at full resolution
+        assert not full.getexif() and not full.info.get("icc_profile")
+    assert b"PhoneCo" not in result.full_jpeg and not result.full_jpeg.endswith(b"TRAILING")
+    assert result.full_bytes == len(result.full_jpeg)
     with Image.open(BytesIO(result.thumbnail_jpeg)) as thumbnail:
         assert thumbnail.size == (240, 320)

@@ -30,7 +30,7 @@ def test_keys_spread_by_id_and_name_every_variant() -> None:
     assert object_key(photo_id, Variant.DISPLAY) == (
         "photos/0f/0f8fad5bd9cb469fa16570867728950e/display"
     )
-    assert len(set(all_keys(photo_id))) == len(Variant) == 3
+    assert len(set(all_keys(photo_id))) == len(Variant) == 4
 
 
 async def test_put_get_exists_delete(objects: ObjectStore) -> None:
@@ -57,7 +57,7 @@ async def test_a_signed_url_serves_the_object_then_expires(objects: ObjectStore)
     key = f"photos/test/{uuid.uuid4().hex}"
     await objects.put(key, b"signed-bytes", "image/jpeg", {})
     url, expires_at = await objects.signed_url(
-        key, timedelta(seconds=2), content_type="image/jpeg", filename="x.jpg"
+        key, timedelta(seconds=2), content_type="image/jpeg", disposition='inline; filename="x.jpg"'
     )
     assert "X-Amz-Signature=" in url
     async with httpx.AsyncClient() as http:
@@ -65,6 +65,7 @@ async def test_a_signed_url_serves_the_object_then_expires(objects: ObjectStore)
         assert fresh.status_code == 200
         assert fresh.content == b"signed-bytes"
         assert fresh.headers["content-type"] == "image/jpeg"
+        assert fresh.headers["content-disposition"] == 'inline; filename="x.jpg"'
         unsigned = await http.get(url.split("?")[0])
         assert unsigned.status_code == 403  # the bucket is private
         other = key[:-1] + ("1" if key.endswith("0") else "0")  # a key that differs

@@ -71,15 +71,19 @@ async def test_unused_photos_expire_but_cited_ones_stay(
     pinned = await photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
     drafted = await photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
     fresh = await photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
+    # cited through the API: the application service's event has not reached media yet
+    cited = await photos.upload(ALICE, pictures.jpeg(), correlation_id=uuid.uuid4())
+    owner = Viewer(account_id=str(ALICE), is_candidate=True)
+    await photos.cite(owner, cited.photo_id, uuid.uuid4(), uuid.uuid4())
     await submit([str(pinned.photo_id)], candidate_id=ALICE)
     await submit([str(drafted.photo_id)], candidate_id=ALICE, event_type="CertificateAdded")
-    for photo in (unused, pinned, drafted):
+    for photo in (unused, pinned, drafted, cited):
         await age(media_pool, photo.photo_id, days=31)
 
     report = await photos.sweep()
     assert (report.unused_deleted, report.purged, report.failures) == (1, 1, 0)
     live = {p.photo_id for p in await photos.owned(ALICE)}
-    assert live == {pinned.photo_id, drafted.photo_id, fresh.photo_id}
+    assert live == {pinned.photo_id, drafted.photo_id, fresh.photo_id, cited.photo_id}
     assert not set(all_keys(unused.photo_id)) & set(await objects.list_keys())
     event = await media_pool.fetchrow(
         "SELECT payload, actor_kind, actor_id FROM eventkit.events"

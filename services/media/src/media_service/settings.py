@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eventkit.settings import refuse_development_values
 from media_service.adapters.storage import StorageConfig
 from media_service.service_layer.photos import Limits
+
+DEV_ONLY_S3_ACCESS_KEY = "devstack"  # the local stack's SeaweedFS credentials
+DEV_ONLY_S3_SECRET_KEY = "devstack-secret"  # noqa: S105
 
 
 class MediaSettings(BaseSettings):
@@ -30,11 +34,11 @@ class MediaSettings(BaseSettings):
         default=None, description="host browsers reach for signed URLs, if not s3_endpoint"
     )
     s3_access_key: str = Field(
-        default="devstack",
+        default=DEV_ONLY_S3_ACCESS_KEY,
         validation_alias=AliasChoices("MEDIA_S3_ACCESS_KEY", "DEVSTACK_S3_ACCESS_KEY"),
     )
     s3_secret_key: SecretStr = Field(
-        default=SecretStr("devstack-secret"),
+        default=SecretStr(DEV_ONLY_S3_SECRET_KEY),
         validation_alias=AliasChoices("MEDIA_S3_SECRET_KEY", "DEVSTACK_S3_SECRET_KEY"),
     )
     s3_region: str = Field(
@@ -58,6 +62,15 @@ class MediaSettings(BaseSettings):
     sweep_interval_seconds: float = Field(default=300, gt=0)
     process_workers: int = Field(default=2, ge=1, le=32)
     max_uploads_in_flight: int = Field(default=16, ge=1)
+    decode_wait_seconds: float = Field(default=2.0, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _no_development_credentials(self) -> MediaSettings:
+        refuse_development_values(
+            self,
+            {"s3_access_key": DEV_ONLY_S3_ACCESS_KEY, "s3_secret_key": DEV_ONLY_S3_SECRET_KEY},
+        )
+        return self
 
     def storage(self) -> StorageConfig:
         """How to reach the bucket."""
@@ -82,4 +95,5 @@ class MediaSettings(BaseSettings):
             orphan_age=timedelta(minutes=self.orphan_age_minutes),
             process_workers=self.process_workers,
             max_uploads_in_flight=self.max_uploads_in_flight,
+            decode_wait=timedelta(seconds=self.decode_wait_seconds),
         )

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+CACHE_CONTROL = "private, max-age=300"
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 # Storage that refuses our keys is as unusable as storage that is down (and needs ops).
 _MISCONFIGURED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
@@ -44,7 +45,8 @@ _MISCONFIGURED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNot
 class Variant(StrEnum):
     """The stored copies of one photo."""
 
-    ORIGINAL = "original"  # the bytes as uploaded: the evidence
+    ORIGINAL = "original"  # the bytes as uploaded: the evidence (EXIF, GPS, trailing data)
+    FULL = "full"  # sanitised: full resolution, re-encoded JPEG, upright, no metadata
     DISPLAY = "display"  # re-encoded JPEG, upright, no metadata
     THUMBNAIL = "thumbnail"  # small JPEG for lists
 
@@ -74,6 +76,19 @@ class StorageConfig:
     connect_timeout: float = 2.0
     read_timeout: float = 10.0
     attempts: int = 2
+
+
+def object_filename(photo_id: uuid.UUID, variant: Variant, photo_format: str) -> str:
+    """The file name a browser saves a copy as: only the original may be a PNG."""
+    extension = "png" if variant is Variant.ORIGINAL and photo_format == "png" else "jpg"
+    return f"{photo_id.hex}-{variant.value}.{extension}"
+
+
+def disposition_of(photo_id: uuid.UUID, variant: Variant, photo_format: str) -> str:
+    """Content-Disposition of a copy: the re-encoded ones inline, the untouched original as an
+    attachment (a browser saves it rather than render what it may hide)."""
+    kind = "attachment" if variant is Variant.ORIGINAL else "inline"
+    return f'{kind}; filename="{object_filename(photo_id, variant, photo_format)}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +167,23 @@ class ObjectStore:
         await self.ensure_bucket()
 
     async def put(
-        self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]
+        self,
+        key: str,
+        body: bytes,
+        content_type: str,
+        metadata: Mapping[str, str],
+        *,
+        disposition: str = "inline",
+        cache_control: str = CACHE_CONTROL,
     ) -> None:
-        """Store one object (a whole body: photos are at most a few MB)."""
+        """Store one object (a whole body: photos are at most a few MB) with the headers it is
+        served with: its exact Content-Type, Content-Disposition and Cache-Control (S3 stores
+        these and returns them on every GET, signed links included).
+
+        `X-Content-Type-Options` is not an S3 object header: SeaweedFS (like AWS S3) neither
+        stores it nor answers with it, and a presigned GET cannot ask for it. The API's own
+        streams send nosniff; signed links carry only copies whose bytes are exactly their type
+        (re-encoded by us), and the untouched original only to its owner, as an attachment."""
         await self._run(
             f"put {key}",
             lambda: self._client.put_object(
@@ -162,6 +191,8 @@ class ObjectStore:
                 Key=key,
                 Body=body,
                 ContentType=content_type,
+                ContentDisposition=disposition,
+                CacheControl=cache_control,
                 Metadata=dict(metadata),
             ),
         )
@@ -196,6 +227,25 @@ class ObjectStore:
 
         return await self._run(f"head {key}", call)
 
+    async def stored_headers(self, key: str) -> dict[str, str] | None:
+        """The headers an object was stored with (HEAD): type, disposition, caching; None when
+        it is not there (ops checks and tests)."""
+
+        def call() -> dict[str, str] | None:
+            try:
+                head = self._client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _code(exc) in _MISSING:
+                    return None
+                raise
+            return {
+                "content-type": head.get("ContentType", ""),
+                "content-disposition": head.get("ContentDisposition", ""),
+                "cache-control": head.get("CacheControl", ""),
+            }
+
+        return await self._run(f"head {key}", call)
+
     async def delete(self, keys: Iterable[str]) -> None:
         """Remove objects; keys that are already gone are fine."""
         wanted: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys]
@@ -225,9 +275,11 @@ class ObjectStore:
         return await self._run("list objects", call)
 
     async def signed_url(
-        self, key: str, ttl: timedelta, *, content_type: str, filename: str
+        self, key: str, ttl: timedelta, *, content_type: str, disposition: str
     ) -> tuple[str, datetime]:
-        """A presigned GET for a browser, and when it stops working."""
+        """A presigned GET for a browser, and when it stops working. The response headers are
+        also fixed in the signature (response-content-type, -disposition, -cache-control), so
+        they hold even for an object stored without them."""
         seconds = max(1, int(ttl.total_seconds()))
 
         def call() -> str:
@@ -237,7 +289,7 @@ class ObjectStore:
                     "Bucket": self.bucket,
                     "Key": key,
                     "ResponseContentType": content_type,
-                    "ResponseContentDisposition": f'inline; filename="{filename}"',
+                    "ResponseContentDisposition": disposition,
                     "ResponseCacheControl": "private, max-age=60",
                 },
                 ExpiresIn=seconds,

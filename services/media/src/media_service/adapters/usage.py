@@ -5,8 +5,11 @@ Two facts matter to media:
   the audit (never deleted by its owner or the sweeper) and the reviewers of that application's
   confirmation point may see it. A pin is never lifted: a withdrawn or returned application was
   still submitted and judged on that photo.
-- a **draft use**: a draft's certificate cites the photo. It does not pin (the owner may still
-  delete it), but the unused-photo sweeper leaves it alone.
+- a **draft use**: a draft's certificate cites the photo. It does not grant reviewers anything,
+  but neither the owner nor the unused-photo sweeper may delete the photo while it lasts.
+- **releases**: a certificate removed, an application withdrawn. They end the synchronous
+  citations (`media.citations`, recorded through the API before the application service records
+  a certificate, ADR 0015) of that certificate or application.
 
 It is an eventkit projection (schema `media_usage`), so it is idempotent, resumable, and can be
 rebuilt from Kafka and compared with the live one.
@@ -45,7 +48,34 @@ CREATE TABLE IF NOT EXISTS draft_uses (
     PRIMARY KEY (application_id, certificate_id, photo_id)
 );
 CREATE INDEX IF NOT EXISTS draft_uses_photo ON draft_uses (photo_id);
+CREATE TABLE IF NOT EXISTS released_certificates (
+    application_id uuid NOT NULL,
+    certificate_id uuid NOT NULL,
+    PRIMARY KEY (application_id, certificate_id)
+);
+CREATE TABLE IF NOT EXISTS withdrawn_applications (
+    application_id uuid PRIMARY KEY
+);
 """
+
+
+def in_use_sql(photo: str) -> str:
+    """SQL true while anything cites the photo whose id is the expression `photo`: a submitted
+    application (pin), a draft's certificate as the projection knows it (draft use), or a
+    synchronous citation not yet released. Such a photo is never deleted nor swept."""
+    return f"""(
+        EXISTS (SELECT 1 FROM {USAGE_SCHEMA}.pins u WHERE u.photo_id = {photo})
+        OR EXISTS (SELECT 1 FROM {USAGE_SCHEMA}.draft_uses d WHERE d.photo_id = {photo})
+        OR EXISTS (
+            SELECT 1 FROM media.citations c
+            WHERE c.photo_id = {photo}
+              AND NOT EXISTS (SELECT 1 FROM {USAGE_SCHEMA}.released_certificates r
+                              WHERE r.application_id = c.application_id
+                                AND r.certificate_id = c.certificate_id)
+              AND NOT EXISTS (SELECT 1 FROM {USAGE_SCHEMA}.withdrawn_applications w
+                              WHERE w.application_id = c.application_id)
+        )
+    )"""
 
 
 class PhotoUsage:
@@ -103,8 +133,19 @@ class PhotoUsage:
                 removed.application_id,
                 removed.certificate_id,
             )
+            await conn.execute(
+                "INSERT INTO released_certificates (application_id, certificate_id)"
+                " VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                removed.application_id,
+                removed.certificate_id,
+            )
         elif event_type == ApplicationWithdrawn.event_type:
             withdrawn = ApplicationWithdrawn.model_validate(envelope.payload)
             await conn.execute(
                 "DELETE FROM draft_uses WHERE application_id = $1", withdrawn.application_id
+            )
+            await conn.execute(
+                "INSERT INTO withdrawn_applications (application_id) VALUES ($1)"
+                " ON CONFLICT DO NOTHING",
+                withdrawn.application_id,
             )

@@ -125,6 +125,19 @@ class PhotoPinned(MediaError):
         )
 
 
+class PhotoInUse(MediaError):
+    """照片正被免考申请中的证书引用, 不能删除."""
+
+    code = "media.in_use"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "该照片正被免考申请中的证书使用，请先在申请中删除该证书，再删除照片",
+            "a draft's certificate cites the photo; remove the certificate first",
+        )
+
+
 class StorageUnavailable(MediaError):
     """对象存储暂时不可用."""
 

@@ -19,13 +19,17 @@ MAX_UPLOAD_BYTES = 3 * 1024 * 1024
 MIN_LONG_SIDE = 800  # the long side must be strictly greater
 MIN_SHORT_SIDE = 600  # the short side must be strictly greater
 MAX_PIXELS = 40_000_000  # checked from the header, before any pixel is decoded
+# The memory one decode may use, estimated from the header's size and mode before decoding
+# (`decode_memory`): two decodes at once (MEDIA_PROCESS_WORKERS) stay well inside a 1 GiB pod.
+DECODE_BUDGET_BYTES = 256 * 1024 * 1024
 DISPLAY_MAX_SIDE = 2400
-# A JPEG may be decoded at a reduced DCT scale (1/2, 1/4, 1/8) if the long side stays at least this:
-# the scaled decode is itself a good downscale, and far cheaper than decoding and resampling.
+# The display copy is first box-reduced by the largest whole factor that leaves its long side at
+# least this (a cheap, good downscale); only what is still over DISPLAY_MAX_SIDE is resampled.
 DISPLAY_MIN_SIDE = 1600
 THUMBNAIL_MAX_SIDE = 320
 DISPLAY_JPEG_QUALITY = 85
 THUMBNAIL_JPEG_QUALITY = 80
+FULL_JPEG_QUALITY = 90  # the sanitised full-resolution copy staff see instead of the original
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,6 +63,38 @@ def check_pixel_count(width: int, height: int) -> None:
         )
 
 
+# Bytes per pixel Pillow keeps for a decoded image of each mode (multi-band modes use 4).
+_DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# Beyond the pixels of the largest image alive: encoder buffers and the resampling pass of the
+# display copy (its intermediate is display-wide and full-height).
+_WORKING_BYTES = 2
+
+
+def decode_memory(width: int, height: int, mode: str, *, converted: bool = False) -> int:
+    """The peak bytes of decoding and converting an image, from its header.
+
+    A plain RGB image is decoded (4 bytes a pixel) and used as it is; every other one is
+    converted to 8-bit sRGB step by step, and a step holds its source beside its result: two
+    full-size images of at most 4 bytes a pixel. `converted`: a plain mode that still converts
+    (transparency or a colour profile)."""
+    pixels = width * height
+    decoded = _DECODED_BYTES.get(mode, 4)
+    plain = mode == "RGB" and not converted
+    largest_moment = decoded if plain else max(decoded + 4, 8)
+    return pixels * (largest_moment + _WORKING_BYTES)
+
+
+def check_decode_memory(width: int, height: int, mode: str, *, converted: bool = False) -> None:
+    """Refuse an image whose decode would exceed the budget (before any pixel is decoded): a
+    small, flat file can declare a huge RGBA canvas well within the pixel limit."""
+    needed = decode_memory(width, height, mode, converted=converted)
+    if needed > DECODE_BUDGET_BYTES:
+        raise ImageTooLarge(
+            f"decoding {width}x{height} {mode} needs about {needed // 2**20} MiB,"
+            f" the budget is {DECODE_BUDGET_BYTES // 2**20} MiB"
+        )
+
+
 def check_resolution(width: int, height: int) -> None:
     """Refuse a photo not larger than 800×600 in either orientation."""
     long_side, short_side = max(width, height), min(width, height)
@@ -69,6 +105,11 @@ def check_resolution(width: int, height: int) -> None:
 def oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     """The size as displayed: EXIF orientations 5-8 turn the stored image a quarter."""
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def box_factor(width: int, height: int, min_side: int) -> int:
+    """The largest whole factor that keeps the long side at least `min_side` (1: none)."""
+    return max(1, max(width, height) // min_side)
 
 
 def fitted_size(width: int, height: int, max_side: int) -> tuple[int, int]:

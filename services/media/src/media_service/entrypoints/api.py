@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from media_service import bootstrap
 from media_service.adapters.multipart import MAX_OTHER_BYTES, read_file_part
-from media_service.adapters.storage import Variant
+from media_service.adapters.storage import CACHE_CONTROL, Variant, disposition_of
 from media_service.domain.access import Viewer
 from media_service.domain.errors import PhotoTooLarge
 from media_service.domain.photo_rules import MAX_UPLOAD_BYTES
@@ -28,6 +28,7 @@ from servicekit.auth import (
 )
 from servicekit.context import correlation_id_of
 from servicekit.health import platform_kafka_check
+from servicekit.openapi import errors
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class PhotoRead(BaseModel):
     display_url: str = Field(description="this API's URL of the upright display copy")
     thumbnail_url: str = Field(description="this API's URL of the thumbnail")
     original_url: str = Field(description="this API's URL of the original bytes (evidence)")
+    full_url: str = Field(description="this API's URL of the sanitised full-resolution copy")
 
     @classmethod
     def of(cls, photo: Photo) -> PhotoRead:
@@ -72,6 +74,7 @@ class PhotoRead(BaseModel):
             display_url=f"{base}/display",
             thumbnail_url=f"{base}/thumbnail",
             original_url=f"{base}/original",
+            full_url=f"{base}/full",
         )
 
 
@@ -99,9 +102,12 @@ class PhotoViews(BaseModel):
 class SignedLinks(BaseModel):
     """Presigned URLs of a photo's copies, valid until `expires_at`."""
 
+    full: str = Field(description="sanitised full-resolution copy: re-encoded, no metadata")
     display: str
     thumbnail: str
-    original: str
+    original: str | None = Field(
+        description="the untouched original: only for its owner (staff: GET …/original)"
+    )
     expires_at: datetime
 
 
@@ -157,6 +163,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
         status_code=status.HTTP_201_CREATED,
         response_model=PhotoRead,
         tags=["photos"],
+        responses=errors(415, 429),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -232,17 +239,19 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
         response: Response,
     ) -> SignedLinks:
         """Short-lived presigned URLs of the copies (for pages that show many photos); a staff
-        member's are recorded (`PhotoViewed`) before they are given."""
+        member's are recorded (`PhotoViewed`) before they are given, and never include the
+        untouched original (`original` is null): staff see the sanitised `full` copy."""
         viewer = viewer_of(principal)
         photo = await media.photos.visible(viewer, photo_id)
         await media.photos.record_view(viewer, photo, "links", correlation_id_of(request))
-        signed = await media.photos.links(photo)
+        signed = await media.photos.links(viewer, photo)
         response.headers["Cache-Control"] = "no-store"
-        urls = {link.variant.value: link.url for link in signed}
+        urls = {link.variant: link.url for link in signed}
         return SignedLinks(
-            display=urls[Variant.DISPLAY.value],
-            thumbnail=urls[Variant.THUMBNAIL.value],
-            original=urls[Variant.ORIGINAL.value],
+            full=urls[Variant.FULL],
+            display=urls[Variant.DISPLAY],
+            thumbnail=urls[Variant.THUMBNAIL],
+            original=urls.get(Variant.ORIGINAL),
             expires_at=min(link.expires_at for link in signed),
         )
 
@@ -259,16 +268,19 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
         media: Service,
         principal: CurrentPrincipal,
     ) -> Response:
-        """查看照片: the display copy, thumbnail or original, streamed through the service; a staff
-        member's view is recorded (`PhotoViewed`) before the bytes are given."""
+        """查看照片: the sanitised full-resolution copy (`full`), display copy, thumbnail or the
+        untouched original, streamed through the service; a staff member's view is recorded
+        (`PhotoViewed`, with what was given) before the bytes are given: for staff, asking for
+        `original` is the explicit, recorded request for the file exactly as uploaded."""
         viewer = viewer_of(principal)
         photo = await media.photos.visible(viewer, photo_id)
-        etag = f'"{photo.sha256[:32]}-{variant.value}"'
+        stored_as = media.photos.stored_variant(photo, variant)
+        etag = f'"{photo.sha256[:32]}-{stored_as.value}"'
         headers = {
             "ETag": etag,
-            "Cache-Control": "private, max-age=300",
+            "Cache-Control": CACHE_CONTROL,
             "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": "inline",
+            "Content-Disposition": disposition_of(photo_id, variant, photo.format),
             "Content-Security-Policy": "default-src 'none'; sandbox",
         }
         if request.headers.get("if-none-match") == etag:
@@ -277,9 +289,29 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Media]] = bootstrap.start)
         await media.photos.record_view(viewer, photo, variant.value, correlation_id_of(request))
         return Response(stored.body, media_type=stored.content_type, headers=headers)
 
+    @app.put(
+        PHOTOS + "/{photo_id}/citations/{application_id}/{certificate_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        tags=["photos"],
+    )
+    async def cite(
+        photo_id: uuid.UUID,
+        application_id: uuid.UUID,
+        certificate_id: uuid.UUID,
+        media: Service,
+        candidate: CurrentCandidate,
+    ) -> Response:
+        """引用照片: the application service records, on the owner's behalf and before it records
+        the certificate, that a certificate cites the photo; from then on the photo cannot be
+        deleted (409 `media.in_use`) nor swept. Idempotent; 404 for a deleted or another's photo.
+        """
+        await media.photos.cite(viewer_of(candidate), photo_id, application_id, certificate_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
     @app.delete(PHOTOS + "/{photo_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["photos"])
     async def delete(photo_id: uuid.UUID, media: Service, candidate: CurrentCandidate) -> Response:
-        """删除照片: only a photo no submitted application cites."""
+        """删除照片: only a photo nothing cites (409 `media.pinned` once submitted, 409
+        `media.in_use` while a draft's certificate cites it)."""
         await media.photos.delete(viewer_of(candidate), photo_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 

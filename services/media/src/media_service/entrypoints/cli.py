@@ -10,17 +10,21 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventkit.db import create_pool
 from eventkit.logs import configure_logging
+from eventkit.settings import refuse_development_values
 from media_service import bootstrap
 from media_service.adapters.storage import ObjectStore
 from media_service.settings import MediaSettings
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
+
+
+DEV_ONLY_DSN = "postgresql://devstack:devstack@127.0.0.1:55432/media"  # the make-run stack
 
 
 class CliSettings(BaseSettings):
@@ -30,9 +34,14 @@ class CliSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     pg_dsn: SecretStr = Field(
-        default=SecretStr("postgresql://devstack:devstack@127.0.0.1:55432/media"),
+        default=SecretStr(DEV_ONLY_DSN),
         validation_alias=AliasChoices("MEDIA_PG_DSN", "EVENTKIT_PG_DSN"),
     )
+
+    @model_validator(mode="after")
+    def _no_development_dsn(self) -> CliSettings:
+        refuse_development_values(self, {"pg_dsn": DEV_ONLY_DSN})
+        return self
 
 
 async def _migrate(dsn: str) -> int:

@@ -8,6 +8,11 @@ If 2 or 3 fails, the objects are removed at once; if even that fails (storage do
 killed), the pending row outlives its age and the orphan sweep removes them later.
 Deletion runs the other way: the event first, then the objects (a deleted photo's objects are
 purged by the same sweep if the first attempt fails).
+
+Citations (ADR 0015): the application service records through `cite` that a draft's
+certificate cites a photo before it records the certificate. `cite`, `delete` and the unused
+sweep all hold the photo's row lock while they decide, so a citation and a deletion happen in one
+order: a cited photo is never deleted or swept, and a deleted photo cannot be cited.
 """
 
 from __future__ import annotations
@@ -37,16 +42,25 @@ from contracts.media import (
 )
 from eventkit.db import Conn
 from eventkit.envelope import Actor, DomainEvent, Metadata, NewEvent
+from eventkit.health import beat
 from eventkit.store import EventStore
 from media_service.adapters import images
-from media_service.adapters.storage import ObjectStore, StoredObject, Variant, all_keys, object_key
-from media_service.adapters.usage import USAGE_SCHEMA
+from media_service.adapters.storage import (
+    ObjectStore,
+    StoredObject,
+    Variant,
+    all_keys,
+    disposition_of,
+    object_key,
+)
+from media_service.adapters.usage import USAGE_SCHEMA, in_use_sql
 from media_service.domain.access import PhotoUse, Viewer, may_delete, may_view, unique_formats
 from media_service.domain.errors import (
     CorruptPhoto,
     EmptyPhoto,
     ImageTooLarge,
     MediaError,
+    PhotoInUse,
     PhotoNotFound,
     PhotoPinned,
     PhotoTooLarge,
@@ -79,7 +93,7 @@ class PhotoViewed(DomainEvent):
 
     photo_id: uuid.UUID
     owner_id: uuid.UUID
-    given: str = Field(pattern=r"^(links|display|thumbnail|original)$")
+    given: str = Field(pattern=r"^(links|full|display|thumbnail|original)$")
     roles: tuple[str, ...]
 
 
@@ -113,6 +127,8 @@ class Limits:
     orphan_age: timedelta = timedelta(minutes=30)
     process_workers: int = 2
     max_uploads_in_flight: int = 16
+    # How long an upload waits for a decode slot (one per image worker) before 503 media.busy.
+    decode_wait: timedelta = timedelta(seconds=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +147,7 @@ class Photo:
     uploaded_at: datetime
     pinned: bool
     cited_at_points: frozenset[str] = field(default_factory=frozenset)
+    full_bytes: int | None = None  # None: stored before sanitised full copies existed
 
     @property
     def use(self) -> PhotoUse:
@@ -164,7 +181,7 @@ class SweepReport:
 
 _PHOTO_COLUMNS = f"""
     p.photo_id, p.owner_id, p.format, p.width, p.height, p.size_bytes, p.sha256,
-    p.display_width, p.display_height, p.uploaded_at,
+    p.display_width, p.display_height, p.uploaded_at, p.full_bytes,
     EXISTS (SELECT 1 FROM {USAGE_SCHEMA}.pins u WHERE u.photo_id = p.photo_id) AS pinned,
     ARRAY(SELECT DISTINCT u.confirmation_point_id FROM {USAGE_SCHEMA}.pins u
           WHERE u.photo_id = p.photo_id AND u.candidate_id = p.owner_id) AS cited_at_points
@@ -185,6 +202,7 @@ def _photo(row: asyncpg.Record) -> Photo:
         uploaded_at=row["uploaded_at"],
         pinned=row["pinned"],
         cited_at_points=frozenset(row["cited_at_points"]),
+        full_bytes=row["full_bytes"],
     )
 
 
@@ -211,6 +229,9 @@ class Photos:
             max_workers=limits.process_workers, thread_name_prefix="media-pillow"
         )
         self._in_flight = 0
+        # Decodes running at once: each may hold up to the decode budget (photo_rules), so
+        # their number, not only the uploads in flight, bounds the memory.
+        self._decodes = asyncio.Semaphore(limits.process_workers)
 
     def close(self) -> None:
         """Stop the image-processing threads."""
@@ -232,19 +253,34 @@ class Photos:
         finally:
             self._in_flight -= 1
 
+    @asynccontextmanager
+    async def _decode_slot(self) -> AsyncIterator[None]:
+        """One of the `process_workers` decode slots; waits at most `decode_wait` for one, then
+        `UploadsBusy` (503, Retry-After) rather than queueing decodes without bound."""
+        try:
+            async with asyncio.timeout(self.limits.decode_wait.total_seconds()):
+                await self._decodes.acquire()
+        except TimeoutError:
+            raise UploadsBusy() from None
+        try:
+            yield
+        finally:
+            self._decodes.release()
+
     async def upload(self, owner_id: uuid.UUID, data: bytes, *, correlation_id: uuid.UUID) -> Photo:
         """Validate, derive and store a photo; PhotoUploaded is appended only once it is stored.
 
         A photo that fails validation raises its `MediaError` after PhotoRejected is recorded.
         """
         await self._check_quota(owner_id)
-        try:
-            processed = await asyncio.get_running_loop().run_in_executor(
-                self._cpu, self._processor, data
-            )
-        except MediaError as exc:
-            await self.record_rejection(owner_id, exc, len(data), correlation_id=correlation_id)
-            raise
+        async with self._decode_slot():
+            try:
+                processed = await asyncio.get_running_loop().run_in_executor(
+                    self._cpu, self._processor, data
+                )
+            except MediaError as exc:
+                await self.record_rejection(owner_id, exc, len(data), correlation_id=correlation_id)
+                raise
         photo_id = self._new_id()
         await self._pool.execute(
             "INSERT INTO media.pending_uploads (photo_id, owner_id) VALUES ($1, $2)",
@@ -288,6 +324,7 @@ class Photos:
         }
         writes = [
             (Variant.ORIGINAL, original, CONTENT_TYPES[processed.format]),
+            (Variant.FULL, processed.full_jpeg, JPEG),
             (Variant.DISPLAY, processed.display_jpeg, JPEG),
             (Variant.THUMBNAIL, processed.thumbnail_jpeg, JPEG),
         ]
@@ -295,7 +332,13 @@ class Photos:
         # that is still in flight.
         results = await asyncio.gather(
             *(
-                self._objects.put(object_key(photo_id, variant), body, content_type, metadata)
+                self._objects.put(
+                    object_key(photo_id, variant),
+                    body,
+                    content_type,
+                    metadata,
+                    disposition=disposition_of(photo_id, variant, processed.format),
+                )
                 for variant, body, content_type in writes
             ),
             return_exceptions=True,
@@ -333,8 +376,9 @@ class Photos:
             await conn.execute(
                 """
                 INSERT INTO media.photos (photo_id, owner_id, format, width, height, size_bytes,
-                    sha256, display_width, display_height, display_bytes, thumbnail_bytes)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                    sha256, display_width, display_height, display_bytes, thumbnail_bytes,
+                    full_bytes)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                 """,
                 photo_id,
                 owner_id,
@@ -347,6 +391,7 @@ class Photos:
                 processed.display_height,
                 processed.display_bytes,
                 processed.thumbnail_bytes,
+                processed.full_bytes,
             )
             await conn.execute("DELETE FROM media.pending_uploads WHERE photo_id = $1", photo_id)
 
@@ -415,8 +460,17 @@ class Photos:
         )
         return [_photo(row) for row in rows]
 
+    @staticmethod
+    def stored_variant(photo: Photo, variant: Variant) -> Variant:
+        """The copy actually kept for `variant`: a photo from before sanitised full copies has
+        its display copy in place of one."""
+        if variant is Variant.FULL and photo.full_bytes is None:
+            return Variant.DISPLAY
+        return variant
+
     async def read(self, photo: Photo, variant: Variant) -> StoredObject:
         """The bytes of one copy of a photo the caller has already been allowed to see."""
+        variant = self.stored_variant(photo, variant)
         stored = await self._objects.get(object_key(photo.photo_id, variant))
         if stored is None:
             log.error("photo %s has no %s object", photo.photo_id, variant.value)
@@ -477,28 +531,60 @@ class Photos:
             for row in rows
         ]
 
-    async def links(self, photo: Photo) -> list[SignedLink]:
-        """Short-lived presigned URLs of every copy of a photo the caller has already been
-        allowed to see (`visible`)."""
+    async def links(self, viewer: Viewer, photo: Photo) -> list[SignedLink]:
+        """Short-lived presigned URLs of the copies of a photo the caller has already been
+        allowed to see (`visible`): the sanitised ones for everybody, the untouched original
+        only for its owner (staff ask for it explicitly, `GET …/original`, which is recorded)."""
         photo_id = photo.photo_id
         links = []
         for variant in Variant:
             is_original = variant is Variant.ORIGINAL
-            content_type = CONTENT_TYPES[photo.format] if is_original else JPEG
-            extension = "png" if is_original and photo.format == "png" else "jpg"
+            if is_original and not viewer.is_candidate:
+                continue
+            stored = self.stored_variant(photo, variant)
             url, expires_at = await self._objects.signed_url(
-                object_key(photo_id, variant),
+                object_key(photo_id, stored),
                 self.limits.link_ttl,
-                content_type=content_type,
-                filename=f"{photo_id.hex}-{variant.value}.{extension}",
+                content_type=CONTENT_TYPES[photo.format] if is_original else JPEG,
+                disposition=disposition_of(photo_id, variant, photo.format),
             )
             links.append(SignedLink(variant, url, expires_at))
         return links
 
+    # -- citations --------------------------------------------------------------------------
+
+    async def cite(
+        self,
+        viewer: Viewer,
+        photo_id: uuid.UUID,
+        application_id: uuid.UUID,
+        certificate_id: uuid.UUID,
+    ) -> None:
+        """Record that a certificate of an application cites the owner's photo (idempotent).
+
+        Under the photo's row lock: once this returns, neither the owner nor the sweeper can
+        delete the photo until the usage projection has seen the certificate removed or the
+        application withdrawn; a photo already deleted (or another's) is `PhotoNotFound`."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT owner_id FROM media.photos"
+                " WHERE photo_id = $1 AND deleted_at IS NULL FOR SHARE",
+                photo_id,
+            )
+            if row is None or not may_delete(viewer, PhotoUse(owner_id=str(row["owner_id"]))):
+                raise PhotoNotFound()
+            await conn.execute(
+                "INSERT INTO media.citations (photo_id, application_id, certificate_id)"
+                " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                photo_id,
+                application_id,
+                certificate_id,
+            )
+
     # -- delete -----------------------------------------------------------------------------
 
     async def delete(self, viewer: Viewer, photo_id: uuid.UUID) -> None:
-        """The owner deletes a photo no submitted application cites."""
+        """The owner deletes a photo nothing cites (no submission, no draft's certificate)."""
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"SELECT {_PHOTO_COLUMNS} FROM media.photos p"
@@ -517,6 +603,8 @@ class Photos:
                     photo_id,
                 )
                 raise PhotoPinned([r["case_number"] for r in cases])
+            if await conn.fetchval(f"SELECT {in_use_sql('$1')}", photo_id):
+                raise PhotoInUse()
             await self._record_deletion(
                 conn,
                 photo,
@@ -569,6 +657,7 @@ class Photos:
             batch,
         )
         for row in rows:
+            beat()
             try:
                 await self._objects.delete(all_keys(row["photo_id"]))
             except StorageUnavailable:
@@ -584,9 +673,7 @@ class Photos:
             f"""
             SELECT p.photo_id FROM media.photos p
             WHERE p.deleted_at IS NULL AND p.uploaded_at < now() - $1::interval
-              AND NOT EXISTS (SELECT 1 FROM {USAGE_SCHEMA}.pins u WHERE u.photo_id = p.photo_id)
-              AND NOT EXISTS (SELECT 1 FROM {USAGE_SCHEMA}.draft_uses d
-                              WHERE d.photo_id = p.photo_id)
+              AND NOT {in_use_sql("p.photo_id")}
             ORDER BY p.uploaded_at LIMIT $2
             """,
             self.limits.unused_ttl,
@@ -594,6 +681,7 @@ class Photos:
         )
         metadata = Metadata(actor=Actor.system("media-sweeper"))
         for row in rows:
+            beat()  # a sweep through a slow bucket is progress, photo by photo
             async with self._pool.acquire() as conn, conn.transaction():
                 locked = await conn.fetchrow(
                     f"SELECT {_PHOTO_COLUMNS} FROM media.photos p WHERE p.photo_id = $1"
@@ -603,11 +691,8 @@ class Photos:
                 if locked is None:
                     continue
                 photo = _photo(locked)
-                in_draft = await conn.fetchval(
-                    f"SELECT EXISTS (SELECT 1 FROM {USAGE_SCHEMA}.draft_uses WHERE photo_id = $1)",
-                    photo.photo_id,
-                )
-                if photo.pinned or in_draft:  # cited since the candidates were listed
+                # cited since the candidates were listed (the lock orders it with `cite`)
+                if await conn.fetchval(f"SELECT {in_use_sql('$1')}", photo.photo_id):
                     continue
                 await self._record_deletion(conn, photo, PhotoDeletion.UNUSED_EXPIRED, metadata)
             report.unused_deleted += 1
@@ -623,6 +708,7 @@ class Photos:
             batch,
         )
         for row in rows:
+            beat()
             if await self._purge(row["photo_id"]):
                 report.purged += 1
             else:

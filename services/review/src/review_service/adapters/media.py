@@ -27,7 +27,7 @@ class PhotoLinks:
     photo_id: uuid.UUID
     display: str | None = None
     thumbnail: str | None = None
-    original: str | None = None
+    original: str | None = None  # the full-resolution copy (sanitised by media)
     expires_at: datetime | None = None
     problem: str | None = None
 
@@ -75,7 +75,9 @@ class MediaLinks:
                 photo_id,
                 display=str(body["display"]),
                 thumbnail=str(body["thumbnail"]),
-                original=str(body["original"]),
+                # staff are given the sanitised full-resolution copy, never the untouched original
+                # (media: `full`; an older media answered `original`)
+                original=str(body.get("full") or body["original"]),
                 expires_at=datetime.fromisoformat(str(body["expires_at"])),
             )
         except (ValueError, KeyError, TypeError):
