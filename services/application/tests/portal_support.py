@@ -36,12 +36,13 @@ from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from eventkit.projection import use_schema
 from identity_service.adapters.pii import PiiCipher
+from identity_service.adapters.refresh_tokens import RefreshSettings
 from identity_service.bootstrap import Identity
 from identity_service.bootstrap import wire as wire_identity
 from identity_service.domain.id_card import check_digit
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
-from identity_service.testing import IDENTITY_URL, captcha_answer, in_process
+from identity_service.testing import IDENTITY_URL, SocketIdentity, captcha_answer, in_process
 from servicekit.auth import TokenVerifier
 from servicekit.identity_client import IdentityClient
 from servicekit.testing import free_port, serve
@@ -75,6 +76,7 @@ class PortalRig:
     service: bootstrap.ApplicationService
     app: Any
     credential_pool: asyncpg.Pool | None = None  # with `portal_rig(..., credential=...)`
+    identity_server: SocketIdentity | None = None  # with `portal_rig(..., identity_socket=True)`
 
     def client(self) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=("10.7.7.7", 50000))
@@ -83,8 +85,9 @@ class PortalRig:
     async def register(self, client: httpx.AsyncClient, i: int, **changes: str) -> httpx.Response:
         form = await client.get("/register")
         assert form.status_code == 200, form.text
+        fields = hidden(form.text, "/register")
         data = {
-            **hidden(form.text, "/register"),
+            **fields, "captcha_answer": await captcha_answer(self.identity, fields["captcha_id"]),
             "ticket_number": ticket(i), "id_number": id_number(i), "name": NAMES[i],
             "password": PASSWORD, "password_again": PASSWORD, "mobile": "13812345678",
         }  # fmt: skip
@@ -254,11 +257,17 @@ async def portal_rig(
     tmp_path: Path,
     *,
     credential: CredentialSetup | None = None,
+    refresh_settings: RefreshSettings | None = None,
+    identity_socket: bool = False,
 ) -> AsyncIterator[PortalRig]:
     """The portal on `service` (its database also holds identity's schema, roster of NAMES).
 
     With `credential`, also credential-verify in process (`service.credential`) on the
-    sandboxes, and the sandbox people ZHANG and LI on the roster (`rig.sign_up`)."""
+    sandboxes, and the sandbox people ZHANG and LI on the roster (`rig.sign_up`).
+    `refresh_settings` are identity's (the refresh grace interval). With `identity_socket`,
+    identity is served on a real socket (`rig.identity_server`) that the test may stop, make
+    answer 503, and start again; the portal reaches and verifies it as deployed (JWKS over HTTP,
+    a refetch at most every 5 s)."""
     await migrate(database, "identity", IDENTITY_MIGRATIONS)
     cipher = PiiCipher({"t1": b"k" * 32}, "t1", b"h" * 32) if credential is None else CHSI_CIPHER
     roster = tmp_path / "roster.csv"
@@ -270,9 +279,23 @@ async def portal_rig(
     await import_roster_file(
         roster, pool=service.pool, cipher=cipher, actor="ops:test", today=date(2026, 11, 28)
     )
-    identity = wire_identity(service.pool, IdentitySettings(), cipher)
+    identity = wire_identity(service.pool, IdentitySettings(), cipher, refresh_settings)
     await identity.keys.ensure_key()
     service.settings = ApplicationSettings(secure_cookies=False, session_key=SESSION_KEY)
+    if identity_socket:
+        server = SocketIdentity(identity)
+        await server.start()
+        service.identity = IdentityClient(server.url, timeout=2.0)
+        service.identity_peer = IdentityPeer(server.url, timeout=2.0)
+        app = build_app()
+        attach(app, service, server.verifier(min_refresh_interval=5))
+        try:
+            yield PortalRig(identity, service, app, identity_server=server)
+        finally:
+            await service.identity.aclose()
+            await service.identity_peer.aclose()
+            await server.stop()
+        return
     async with in_process(identity) as (transport, verifier):
         service.identity = IdentityClient(IDENTITY_URL, transport=transport)
         service.identity_peer = IdentityPeer(IDENTITY_URL, transport=transport)

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from application_service.adapters import catalogue_store
+from application_service.adapters.catalogue_files import DEMO_VERSION
 from contracts.base import CourseDecision, CourseOutcome, ReviewStage
 from eventkit.envelope import Actor, EventEnvelope
 
@@ -341,6 +343,9 @@ CERTIFICATE_REFUSALS: dict[str, tuple[str, int, str]] = {
     "course the route does not cover": ("not_covered", 422, "application.course_not_covered"),
     "course not in the major": ("not_in_major", 422, "application.course_not_in_major"),
     "practical course by degree": ("practical_by_degree", 422, "application.course_not_exemptible"),
+    "practical course by NCRE1": ("practical_by_ncre1", 422, "application.course_not_exemptible"),
+    "practical course by NCRE2": ("practical_by_ncre2", 422, "application.course_not_exemptible"),
+    "practical course by NIT": ("practical_by_nit", 422, "application.course_not_exemptible"),
     "route of another kind": ("kind_mismatch", 422, "application.route_kind_mismatch"),
     "unknown route": ("unknown_route", 404, "application.route_not_found"),
     "no certificate check": ("missing_check", 422, "application.evidence_missing"),
@@ -473,6 +478,19 @@ async def certificate_case(w: Wizard, case: str) -> tuple[str, dict[str, Any]]:
         )
         body = await w.degree_body(degree, ("00019", "计算机应用基础（实践）"), major="530605")
         return application_id, body
+    practical_routes = {
+        "practical_by_ncre1": ("ncre1_or_above", "NCRE1", "ncre", {"level": 1}),
+        "practical_by_ncre2": ("ncre2_or_above", "NCRE2", "ncre", {"level": 2}),
+        "practical_by_nit": ("nit_basics_plus_one", "NIT-BASICS+1", "nit",
+                             {"subject": "计算机应用基础"}),
+    }  # fmt: skip
+    if case in practical_routes:  # 00019 计算机应用基础（实践）: no route exempts it
+        kind, route_id, exam, facts = practical_routes[case]
+        check = await w.evidence.check(w.me, exam, **facts)
+        return application_id, await w.cet(
+            kind=kind, route_id=route_id, certificate_check_ref=check,
+            courses=[{"course_code": "00019", "major_code": "530605"}],
+        )  # fmt: skip
     if case == "failed_check":
         return application_id, await w.cet(
             certificate_check_ref=await w.evidence.failed_check(w.me)
@@ -514,6 +532,36 @@ async def test_a_certificate_is_refused(
     case, status, code = expected
     application_id, body = await certificate_case(wizard, case)
     await refused(counts, wizard.add(application_id, body), status, code)
+
+
+async def test_no_route_offers_a_practical_thesis_or_assessed_course(
+    wizard: Wizard, service: Any
+) -> None:
+    """What the portal and the API offer per route and major: never a course the catalogue
+    marks practical, thesis or 考查 (e.g. NCRE1 and 00019 计算机应用基础（实践）)."""
+    catalogue = await catalogue_store.load(service.pool, DEMO_VERSION)
+    offered = 0
+    for route in catalogue.routes.values():
+        if route.is_degree_route:
+            continue
+        for major in catalogue.majors.values():
+            response = await wizard.client.get(
+                f"/api/catalogue/routes/{route.route_id}/courses",
+                params={"major": major.code, "plan": major.plan.value},
+                headers=wizard.headers,
+            )
+            assert response.status_code == 200, response.text
+            for course in response.json()["courses"]:
+                offered += 1
+                found = major.course(course["code"])
+                assert found is not None and found.exemptible, (route.route_id, course)
+                assert course["exemptible"] is True
+    assert offered > 0
+    ncre1 = await wizard.client.get(
+        "/api/catalogue/routes/NCRE1/courses", params={"major": "530605", "plan": "new"},
+        headers=wizard.headers,
+    )  # fmt: skip
+    assert [c["code"] for c in ncre1.json()["courses"]] == ["00018"]
 
 
 async def test_a_certificate_the_authority_cannot_find_goes_to_the_reviewers(

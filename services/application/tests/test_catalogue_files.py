@@ -56,14 +56,14 @@ def test_demo_old_plan_law_major(demo) -> None:
     assert demo.catalogue.major("580401", Plan.NEW) is None
 
 
-def test_demo_00019_is_practical_and_only_a_route_naming_it_exempts_it(demo) -> None:
+def test_demo_00019_is_practical_and_no_route_exempts_it(demo) -> None:
     course = demo.catalogue.major("530605", Plan.NEW).course("00019")
     assert course.name == "计算机应用基础（实践）"
-    assert course.practical and not course.exemptible  # never by the degree route
-    assert course.exemptible_by_certificate  # NCRE-1+ names it (DOMAIN.md)
-    assert demo.catalogue.route("NCRE1").course_codes_for(
-        demo.catalogue.major("530605", Plan.NEW)
-    ) == ("00018", "00019")
+    assert course.practical and not course.exemptible
+    for route_id in ("NCRE1", "NCRE2", "NIT-BASICS+1"):
+        route = demo.catalogue.route(route_id)
+        assert "00019" not in {rc.course_code for rc in route.courses}, route_id
+        assert route.course_codes_for(demo.catalogue.major("530605", Plan.NEW)) == ("00018",)
 
 
 def test_demo_thesis_and_suspension(demo) -> None:
@@ -112,7 +112,7 @@ def test_ncre2_and_nit_mis_exclude_computing_majors(demo) -> None:
     assert demo.catalogue.route("NCRE2").course_codes_for(cs) == ()
     assert demo.catalogue.route("NIT-MIS").course_codes_for(cs) == ()
     marketing = demo.catalogue.major("530605", Plan.NEW)
-    assert demo.catalogue.route("NCRE2").course_codes_for(marketing) == ("00018", "00019")
+    assert demo.catalogue.route("NCRE2").course_codes_for(marketing) == ("00018",)
 
 
 # --- broken files -------------------------------------------------------------------------------
@@ -232,6 +232,29 @@ def test_bad_route_rows(copy: Path) -> None:
     }
     unused = [w for w in load.warnings if w.line == n + 10]
     assert [w.code for w in unused] == ["catalogue.route_course_unused"]
+
+
+def test_a_route_naming_a_practical_thesis_or_assessed_course_is_refused(copy: Path) -> None:
+    _append(copy / "courses.csv", "580401,旧,00990,考查课程,2,选修,考查,N\n")
+    routes = copy / "routes.csv"
+    n = _line_count(routes)
+    _append(
+        routes,
+        "NCRE1,ncre1_or_above,全国计算机等级考试一级及以上,ncre,1,,,,00019,,"
+        "一级（含一级B）及以上证书；00019为实践课，按领域规则不予免考,S1\n"
+        "X8,pets2_or_above,毕业论文,pets,2,,,,14850,,,\n"
+        "X9,pets2_or_above,考查课程,pets,2,,,,00990,,,\n",
+    )
+    load = load_catalogue_dir(copy, "v1")
+    assert not load.importable
+    assert _codes(load) >= {
+        ("routes.csv", n + 1, "catalogue.route_course_not_exemptible"),
+        ("routes.csv", n + 2, "catalogue.route_course_not_exemptible"),
+        ("routes.csv", n + 3, "catalogue.route_course_not_exemptible"),
+    }
+    issue = next(i for i in load.errors if i.line == n + 1)
+    assert issue.column == "course_code" and "00019" in issue.message_zh
+    assert "实践环节" in issue.message_zh
 
 
 def test_bad_points_and_degree_rules(copy: Path) -> None:

@@ -298,14 +298,16 @@ def test_course_exemptible(code: str, error: type[Exception] | None) -> None:
             rules.check_course(LAW, code, CANDIDATE)
 
 
-def test_a_route_naming_a_practical_component_exempts_it() -> None:
-    # DOMAIN.md: NCRE-1+ → 00018 (+ 00019 practical); the degree route never exempts 00019.
+def test_a_route_naming_a_practical_component_does_not_exempt_it() -> None:
+    # DOMAIN.md: practical components are never exempted, whatever a rule table names.
     ncre = Route(
         "NCRE1-P", "ncre1_or_above", "NCRE一级及以上", courses=(RouteCourse("00018"), RouteCourse("00019")),
         exam="ncre", min_level=1,
     )  # fmt: skip
-    assert rules.check_route_course(ncre, LAW, "00019", CANDIDATE).code == "00019"
-    assert rules.allowed_courses(ncre, LAW, CANDIDATE) == ("00018", "00019")
+    with pytest.raises(errors.CourseNotExemptible) as refused:
+        rules.check_route_course(ncre, LAW, "00019", CANDIDATE)
+    assert refused.value.code == "application.course_not_exemptible"
+    assert rules.allowed_courses(ncre, LAW, CANDIDATE) == ("00018",)
     with pytest.raises(errors.CourseNotExemptible):
         rules.check_course(LAW, "00019", CANDIDATE)
 

@@ -25,11 +25,12 @@ from devstack import Endpoints
 from eventkit.db import create_pool
 from eventkit.envelope import Actor
 from servicekit.signing import IDENTITY_ISSUER, Ed25519KeyPair, issue_token
-from servicekit.testing import serve, serve_jwks
+from servicekit.testing import check_documented_answer, serve, serve_jwks
 
 pytestmark = pytest.mark.integration
 
-schema = schemathesis.openapi.from_dict(build_app().openapi())
+DOCUMENT = build_app().openapi()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
 KEYPAIR = Ed25519KeyPair.generate("application-fuzz")
 CANDIDATE = uuid.uuid4()
 
@@ -114,6 +115,9 @@ def test_no_input_makes_a_server_error(
     case: schemathesis.Case, server: str, candidate: dict[str, str]
 ) -> None:
     response = case.call(base_url=server, headers=candidate, timeout=30)
+    check_documented_answer(
+        DOCUMENT, case.method, case.path, response.status_code, response.headers, response.text
+    )
     described = f"{case.method} {case.path} -> {response.status_code}: {response.text[:500]}"
     if response.status_code == 503:
         assert response.headers.get("Retry-After"), described

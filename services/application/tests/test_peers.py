@@ -15,6 +15,7 @@ import pytest
 from application_service.adapters.peers import (
     CredentialPeer,
     IdentityPeer,
+    MediaCitations,
     MediaPeer,
     PeerFieldError,
     PeerRefused,
@@ -96,6 +97,9 @@ PROFILE = {
 }
 
 
+CAPTCHA = uuid.UUID("00000000-0000-4000-8000-00000000c0de")
+
+
 def identity(answers: dict[tuple[str, str], Respond]) -> tuple[IdentityPeer, Peer]:
     peer = Peer(answers)
     return IdentityPeer("http://identity/", transport=peer.transport), peer
@@ -105,7 +109,10 @@ async def test_register_posts_the_form_and_returns_the_candidate_id() -> None:
     client, peer = identity(
         {("POST", "/api/identity/candidates"): answer(201, {"candidate_id": str(CANDIDATE)})}
     )
-    got = await client.register("010118100001", ID_NUMBER, "张建国", "Zikao#2026", MOBILE)
+    got = await client.register(
+        "010118100001", ID_NUMBER, "张建国", "Zikao#2026", MOBILE,
+        captcha_id=str(CAPTCHA), captcha_answer="ACDE",
+    )  # fmt: skip
     assert got == CANDIDATE
     assert peer.body() == {
         "ticket_number": "010118100001",
@@ -113,6 +120,8 @@ async def test_register_posts_the_form_and_returns_the_candidate_id() -> None:
         "name": "张建国",
         "password": "Zikao#2026",
         "mobile": MOBILE,
+        "captcha_id": str(CAPTCHA),
+        "captcha_answer": "ACDE",
     }
     assert "authorization" not in peer.seen[0].headers
     await client.aclose()
@@ -169,7 +178,7 @@ async def test_registration_refusals_keep_the_field_errors(  # identity names th
 ) -> None:
     client, _ = identity({("POST", "/api/identity/candidates"): answer(422, {"error": error})})
     with pytest.raises(PeerRefused) as caught:
-        await client.register("t", "i", "n", "p", "m")
+        await client.register("t", "i", "n", "p", "m", captcha_id="c", captcha_answer="a")
     assert (caught.value.status, caught.value.code, caught.value.message) == (
         422,
         error["code"],
@@ -246,7 +255,7 @@ async def test_unusable_entries_and_registration_answers_are_unavailable() -> No
     with pytest.raises(PeerUnavailable):
         await client.entries(TOKEN)
     with pytest.raises(PeerUnavailable):
-        await client.register("t", "i", "n", "p", "m")
+        await client.register("t", "i", "n", "p", "m", captcha_id="c", captcha_answer="a")
     await client.aclose()
 
 
@@ -562,6 +571,45 @@ async def test_delete_of_a_pinned_photo_is_refused() -> None:
     with pytest.raises(PeerRefused) as caught:
         await client.delete(TOKEN, PHOTO)
     assert (caught.value.status, caught.value.code) == (409, "media.pinned")
+    await client.aclose()
+
+
+async def test_citations_put_each_photo_once_with_the_candidates_token() -> None:
+    from application_service.domain import errors
+
+    application, certificate = uuid.uuid4(), uuid.uuid4()
+    other = uuid.UUID("00000000-0000-4000-8000-0000000000f2")
+    cite = f"/citations/{application}/{certificate}"
+    client, peer = media(
+        {
+            ("PUT", f"{PHOTOS}/{PHOTO}{cite}"): answer(204),
+            ("PUT", f"{PHOTOS}/{other}{cite}"): refused(
+                404, "media.not_found", "照片不存在或已删除"
+            ),
+        }
+    )
+    citations = MediaCitations(client)
+    await citations.cite(TOKEN, application, certificate, [PHOTO, PHOTO])
+    assert [r.url.path for r in peer.seen] == [f"{PHOTOS}/{PHOTO}{cite}"]
+    bearer_everywhere(peer)
+    with pytest.raises(errors.PhotoDeleted) as caught:
+        await citations.cite(TOKEN, application, certificate, [PHOTO, other])
+    assert caught.value.code == "application.photo_deleted"
+    await client.aclose()
+
+
+async def test_a_citation_media_refuses_otherwise_is_unavailable() -> None:
+    application, certificate = uuid.uuid4(), uuid.uuid4()
+    client, _ = media(
+        {
+            ("PUT", f"{PHOTOS}/{PHOTO}/citations/{application}/{certificate}"): refused(
+                401, "auth.invalid_token", "登录已失效"
+            )
+        }
+    )
+    with pytest.raises(PeerUnavailable) as caught:
+        await MediaCitations(client).cite(TOKEN, application, certificate, [PHOTO])
+    assert caught.value.status == 503
     await client.aclose()
 
 

@@ -132,13 +132,21 @@ class Candidate:
     token: str
 
 
+async def solved(identity: Identity) -> dict[str, str]:
+    """A fresh captcha of identity's and its answer, as register() takes them."""
+    issued = await identity.captchas.issue()
+    answer = await captcha_answer(identity, issued.captcha_id)
+    return {"captcha_id": str(issued.captcha_id), "captcha_answer": answer}
+
+
 async def sign_up(
     peer: IdentityPeer, transport: httpx.ASGITransport, identity: Identity, person: Person
 ) -> Candidate:
     """Register through identity, then log in with the captcha solved: a real access token."""
     candidate_id = await peer.register(
-        person.ticket, person.id_number, person.name, PASSWORD, "13812345678"
-    )
+        person.ticket, person.id_number, person.name, PASSWORD, "13812345678",
+        **await solved(identity),
+    )  # fmt: skip
     login = IdentityClient("http://identity", transport=transport)
     captcha = await login.captcha()
     answer = await captcha_answer(identity, captcha.captcha_id)
@@ -232,19 +240,24 @@ async def test_identity_registration_profile_contact_and_entries(
 
 
 async def test_identity_refusals_keep_code_message_and_fields(
-    identity_peer: IdentityPeer, zhang: Candidate
+    identity_peer: IdentityPeer, zhang: Candidate, identity: Identity
 ) -> None:
     with pytest.raises(PeerRefused) as again:
         await identity_peer.register(
-            ZHANG.ticket, ZHANG.id_number, "张建国", PASSWORD, "13812345678"
-        )
+            ZHANG.ticket, ZHANG.id_number, "张建国", PASSWORD, "13812345678",
+            **await solved(identity),
+        )  # fmt: skip
     assert (again.value.status, again.value.code) == (409, "identity.already_registered")
     assert again.value.message == "该考生已注册，请直接登录"
     with pytest.raises(PeerRefused) as bad_mobile:
-        await identity_peer.register(LI.ticket, LI.id_number, LI.name, PASSWORD, "12345")
+        await identity_peer.register(
+            LI.ticket, LI.id_number, LI.name, PASSWORD, "12345", **await solved(identity)
+        )
     assert [f.field for f in bad_mobile.value.fields] == ["mobile"]
     with pytest.raises(PeerRefused) as empty:
-        await identity_peer.register(LI.ticket, LI.id_number, "", PASSWORD, "13812345678")
+        await identity_peer.register(
+            LI.ticket, LI.id_number, "", PASSWORD, "13812345678", **await solved(identity)
+        )
     assert empty.value.code == "request.invalid"
     assert [(f.field, f.code) for f in empty.value.fields] == [("name", "string_too_short")]
     with pytest.raises(PeerRefused) as forged:

@@ -66,6 +66,38 @@ async def test_registration_errors_stand_next_to_their_fields(portal: PortalRig)
     assert accounts == 1
 
 
+async def test_the_registration_form_has_a_captcha_and_marks_a_wrong_answer(
+    portal: PortalRig,
+) -> None:
+    async with portal.client() as client:
+        form = await client.get("/register")
+        assert form.status_code == 200
+        assert 'name="captcha_answer"' in form.text and 'alt="验证码图片"' in form.text
+        assert "data:image/png;base64," in form.text
+        first_captcha = hidden(form.text, "/register")["captcha_id"]
+        no_answer = await portal.register(client, 0, captcha_answer="")
+        assert no_answer.status_code == 422 and 'id="captcha-error"' in no_answer.text
+        assert "请输入验证码" in no_answer.text
+        wrong = await portal.register(client, 0, captcha_answer="ZZZZZZ")
+        assert wrong.status_code == 400, wrong.text
+        assert 'id="captcha-error"' in wrong.text and "验证码错误" in wrong.text
+        assert hidden(wrong.text, "/register")["captcha_id"] != first_captcha, "a fresh one"
+        assert 'value="张建国"' in wrong.text, "what was typed stays (but the password)"
+        assert (await portal.register(client, 0)).status_code == 303
+    async with portal.service.pool.acquire() as conn:
+        accounts = await conn.fetchval("SELECT count(*) FROM identity.candidate_accounts")
+    assert accounts == 1
+
+
+async def test_a_locked_registration_says_when_to_retry(portal: PortalRig) -> None:
+    async with portal.client() as client:
+        for i in range(10):
+            probe = await portal.register(client, 0, name=f"不是本人{i}")
+        assert probe.status_code == 429, probe.text
+        assert "注册尝试次数过多" in probe.text and 'class="alert"' in probe.text
+        assert int(probe.headers["Retry-After"]) > 0
+
+
 async def test_login_refusals_and_logout(portal: PortalRig) -> None:
     async with portal.client() as client:
         assert (await portal.register(client, 2)).status_code == 303

@@ -199,6 +199,10 @@ async def test_verification_codes_and_their_refusals(portal: PortalRig) -> None:
         assert "在线验证码验证成功，已添加 1 条学历信息" in listed.text
         assert "法学" in listed.text and 'data-label="层次">本科</td>' in listed.text
         assert "成人高等教育" in listed.text
+        for number in ("²", "١", "１", "-1", "9" * 30):  # str.isdigit() took the first three
+            odd = await client.get("/degrees", params={"redeemed": number})
+            assert odd.status_code == 200, (number, odd.text)
+            assert "在线验证码验证成功" not in odd.text
 
 
 async def test_another_candidates_authorization_is_not_found(portal: PortalRig) -> None:

@@ -9,9 +9,14 @@ import asyncpg
 
 from application_service.adapters import catalogue_store
 from application_service.adapters.evidence import EVIDENCE_SCHEMA, EvidenceProjection
-from application_service.adapters.peers import CredentialPeer, IdentityPeer, MediaPeer
+from application_service.adapters.peers import (
+    CredentialPeer,
+    IdentityPeer,
+    MediaCitations,
+    MediaPeer,
+)
 from application_service.domain.catalogue import Catalogue
-from application_service.service_layer.applications import Applications
+from application_service.service_layer.applications import Applications, PhotoCitations
 from application_service.service_layer.windows import Windows
 from application_service.settings import ApplicationSettings
 from eventkit.db import create_pool
@@ -59,10 +64,15 @@ async def prepare_database(dsn: str) -> None:
 
 
 def wire(
-    pool: asyncpg.Pool, settings: ApplicationSettings | None = None, *, clients: bool = False
+    pool: asyncpg.Pool,
+    settings: ApplicationSettings | None = None,
+    *,
+    clients: bool = False,
+    photo_citations: PhotoCitations | None = None,
 ) -> ApplicationService:
     """Build the service on an existing pool; `clients`: with the HTTP clients the candidate
-    portal needs (the worker and the JSON API's tests have no portal)."""
+    portal needs (the worker and the JSON API's tests have no portal), and with media recording
+    certificates' photo citations (ADR 0015); `photo_citations` gives another way to media."""
     settings = settings or ApplicationSettings()
     store = EventStore(pool)
     windows = Windows(pool, store)
@@ -73,15 +83,24 @@ def wire(
     async def active() -> str | None:
         return await catalogue_store.active_version(pool)
 
+    media = MediaPeer(settings.media_url, timeout=30) if clients else None
     return ApplicationService(
         pool=pool,
         windows=windows,
-        applications=Applications(pool, store, windows, catalogue=catalogue, active_version=active),
+        applications=Applications(
+            pool,
+            store,
+            windows,
+            catalogue=catalogue,
+            active_version=active,
+            photo_citations=photo_citations
+            or (MediaCitations(media) if media is not None else None),
+        ),
         settings=settings,
         identity=IdentityClient(settings.identity_url) if clients else None,
         identity_peer=IdentityPeer(settings.identity_url) if clients else None,
         credential=CredentialPeer(settings.credential_url) if clients else None,
-        media=MediaPeer(settings.media_url, timeout=30) if clients else None,
+        media=media,
     )
 
 

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "data" / "catalogue-demo"
-DEMO_VERSION = "demo-2026.1"
+DEMO_VERSION = "demo-2026.2"
 
 MAJORS = "majors.csv"
 COURSES = "courses.csv"
@@ -652,6 +652,12 @@ class _Loader:
             course_lines[(route_id, course_code)] = row.line
             courses[route_id].append(RouteCourse(course_code, levels))
         known_courses = {c.code for cs in self.courses.values() for c in cs}
+        # Where a course is never exemptible (practical, thesis, 考查): no route may name it.
+        unexemptible: dict[str, str] = {}
+        for (major_code, _plan), major_courses in self.courses.items():
+            for c in major_courses:
+                if not c.exemptible:
+                    unexemptible.setdefault(c.code, major_code)
         for route_id, (head, line) in heads.items():
             kind = head.kind
             route_courses = tuple(courses[route_id])
@@ -686,6 +692,21 @@ class _Loader:
                 )
                 continue
             if route_id in broken:
+                continue
+            refused = [rc for rc in route_courses if rc.course_code in unexemptible]
+            for route_course in refused:
+                code = route_course.course_code
+                self.issues.error(
+                    ROUTES,
+                    course_lines[(route_id, code)],
+                    "course_code",
+                    "route_course_not_exemptible",
+                    f"课程{code}在专业{unexemptible[code]}中为实践环节、毕业论文（设计）或考查课程，"
+                    "不能列入免考规则",
+                    f"course {code} is practical, a thesis or assessed (考查) in major"
+                    f" {unexemptible[code]}: no route may exempt it",
+                )
+            if refused:
                 continue
             for route_course in route_courses:
                 if route_course.course_code not in known_courses:

@@ -1,7 +1,8 @@
 """What the application service learns from other services' events, to judge and to show.
 
-One eventkit projection (schema `application_evidence`) over identity's candidates,
-credential-verify's verified degrees and certificate checks, and media's photos. The rules read it
+One eventkit projection (schema `application_evidence`) over identity's candidates (with the
+courses the enrolment roster lists as passed), credential-verify's verified degrees and
+certificate checks, and media's photos. The rules read it
 through `load_candidate` and `load_evidence`; nothing here calls another service.
 """
 
@@ -27,7 +28,12 @@ from contracts.credential import (
     DegreeAuthorizationExpired,
     DegreesVerified,
 )
-from contracts.identity import CANDIDATE_STREAM, CandidateProfileUpdated, CandidateRegistered
+from contracts.identity import (
+    CANDIDATE_STREAM,
+    CandidatePassedCoursesRecorded,
+    CandidateProfileUpdated,
+    CandidateRegistered,
+)
 from contracts.media import PHOTO_STREAM, PhotoDeleted, PhotoUploaded
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
@@ -43,6 +49,11 @@ CREATE TABLE IF NOT EXISTS candidates (
     enrolled_major_code   text,
     registration_district text,
     registered_at         timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roster_passed_courses (
+    candidate_id uuid NOT NULL,
+    course_code  text NOT NULL,
+    PRIMARY KEY (candidate_id, course_code)
 );
 CREATE TABLE IF NOT EXISTS degrees (
     degree_ref   uuid PRIMARY KEY,
@@ -114,6 +125,22 @@ async def _registered(conn: Conn, envelope: EventEnvelope) -> None:
         envelope.occurred_at,
         e.admission_ticket_number,
     )
+    await _roster_passed(conn, e.candidate_id, e.passed_course_codes)
+
+
+async def _roster_passed(conn: Conn, candidate_id: uuid.UUID, codes: list[str]) -> None:
+    """The courses the roster lists as passed for the candidate: the whole set, replaced."""
+    await conn.execute("DELETE FROM roster_passed_courses WHERE candidate_id = $1", candidate_id)
+    await conn.executemany(
+        "INSERT INTO roster_passed_courses (candidate_id, course_code) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING",
+        [(candidate_id, code) for code in codes],
+    )
+
+
+async def _passed_recorded(conn: Conn, envelope: EventEnvelope) -> None:
+    e = CandidatePassedCoursesRecorded.model_validate(envelope.payload)
+    await _roster_passed(conn, e.candidate_id, e.passed_course_codes)
 
 
 async def _profile(conn: Conn, envelope: EventEnvelope) -> None:
@@ -215,6 +242,7 @@ async def _photo_deleted(conn: Conn, envelope: EventEnvelope) -> None:
 _HANDLERS = {
     CandidateRegistered.event_type: _registered,
     CandidateProfileUpdated.event_type: _profile,
+    CandidatePassedCoursesRecorded.event_type: _passed_recorded,
     DegreesVerified.event_type: _degrees,
     DegreeAuthorizationExpired.event_type: _degrees_expired,
     CertificateVerified.event_type: _check_verified,
@@ -233,8 +261,9 @@ async def load_candidate(
 ) -> CandidateFacts | None:
     """The applicant as identity announced them, or None if not (yet) known here.
 
-    Passed courses come from the score records ops import (`application scores-import`),
-    matched by admission-ticket number.
+    Passed courses come from two sources: the enrolment roster's 已合格课程, which identity
+    publishes (CandidateRegistered, CandidatePassedCoursesRecorded; kept here by candidate),
+    and the score records ops import (`application scores-import`, by admission-ticket number).
     """
     row = await conn.fetchrow(
         f"SELECT name, admission_ticket_number FROM {EVIDENCE_SCHEMA}.candidates"
@@ -244,8 +273,11 @@ async def load_candidate(
     if row is None:
         return None
     recorded = await conn.fetch(
-        "SELECT course_code FROM application.passed_courses WHERE admission_ticket_number = $1",
+        "SELECT course_code FROM application.passed_courses WHERE admission_ticket_number = $1"
+        f" UNION SELECT course_code FROM {EVIDENCE_SCHEMA}.roster_passed_courses"
+        " WHERE candidate_id = $2",
         row["admission_ticket_number"],
+        candidate_id,
     )
     return CandidateFacts(
         candidate_id=candidate_id,

@@ -20,12 +20,15 @@ certificate check needs is sent in the request body only, and kept nowhere.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from application_service.domain import errors
+from servicekit.identity_client import forwarded_for
 from servicekit.peers import PeerClient, PeerFieldError, PeerRefused, PeerUnavailable
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "CodeRedeemed",
     "CredentialPeer",
     "IdentityPeer",
+    "MediaCitations",
     "MediaPeer",
     "PeerFieldError",
     "PeerRefused",
@@ -123,14 +127,32 @@ class IdentityPeer(_Peer):
     unavailable_message = "统一身份认证服务暂时不可用，请稍后再试"
 
     async def register(
-        self, ticket_number: str, id_number: str, name: str, password: str, mobile: str
+        self,
+        ticket_number: str,
+        id_number: str,
+        name: str,
+        password: str,
+        mobile: str,
+        *,
+        captcha_id: str,
+        captcha_answer: str,
+        client_ip: str | None = None,
     ) -> uuid.UUID:
-        """考生注册 against the roster; the new candidate id. Refusals carry `fields`
-        (request.invalid's per-field errors, or the one field a domain refusal concerns);
-        `identity.roster_mismatch` and `identity.already_registered` concern the whole form."""
+        """考生注册 against the roster, behind identity's captcha; the new candidate id.
+        Refusals carry `fields` (request.invalid's per-field errors, or the one field a domain
+        refusal concerns: `captcha_answer` for the captcha's); `identity.roster_mismatch`,
+        `identity.already_registered` and `identity.registration_locked` (429 with Retry-After)
+        concern the whole form.
+        `client_ip`, the candidate's address, goes in X-Forwarded-For (identity throttles per
+        address and believes it from the portal only)."""
         body = {"ticket_number": ticket_number, "id_number": id_number, "name": name,
-                "password": password, "mobile": mobile}  # fmt: skip
-        answer = self._json(await self._call("POST", "/api/identity/candidates", json=body))
+                "password": password, "mobile": mobile, "captcha_id": captcha_id,
+                "captcha_answer": captcha_answer}  # fmt: skip
+        answer = self._json(
+            await self._call(
+                "POST", "/api/identity/candidates", json=body, headers=forwarded_for(client_ip)
+            )
+        )
         try:
             return uuid.UUID(str(answer["candidate_id"]))
         except (KeyError, ValueError) as exc:
@@ -416,3 +438,45 @@ class MediaPeer(_Peer):
     async def delete(self, token: str, photo_id: uuid.UUID | str) -> None:
         """删除照片 (409 `media.pinned` once a submitted application cites it)."""
         await self._call("DELETE", self._photo_path(photo_id), token=token)
+
+    async def cite(
+        self,
+        token: str,
+        photo_id: uuid.UUID,
+        application_id: uuid.UUID,
+        certificate_id: uuid.UUID,
+    ) -> None:
+        """引用照片: media records that the certificate cites the candidate's photo, so that it
+        can no longer be deleted nor swept (ADR 0015); 404 `media.not_found` for a deleted or
+        another's photo."""
+        await self._call(
+            "PUT",
+            self._photo_path(photo_id, f"/citations/{application_id}/{certificate_id}"),
+            token=token,
+        )
+
+
+class MediaCitations:
+    """The service layer's `PhotoCitations` on media's API (the candidate's own token)."""
+
+    def __init__(self, media: MediaPeer) -> None:
+        self._media = media
+
+    async def cite(
+        self,
+        credential: str,
+        application_id: uuid.UUID,
+        certificate_id: uuid.UUID,
+        photo_ids: Sequence[uuid.UUID],
+    ) -> None:
+        """Every photo cited before the certificate is recorded; a photo media no longer has
+        (deleted meanwhile, or never the candidate's) is `application.photo_deleted`."""
+        for photo_id in dict.fromkeys(photo_ids):
+            try:
+                await self._media.cite(credential, photo_id, application_id, certificate_id)
+            except PeerRefused as exc:
+                if exc.status == 404:
+                    raise errors.PhotoDeleted(f"media has no live photo {photo_id}") from exc
+                raise self._media._unavailable(
+                    f"media refused citing {photo_id}: {exc.code}"
+                ) from exc

@@ -38,6 +38,7 @@ from contracts.application import (
 )
 from contracts.base import CertificateKind, ContractEvent, CourseDecision, ReviewStage, StudyPlan
 from contracts.credential import DegreeLevel
+from eventkit.text import clean_text, has_control_characters
 
 CASE_NUMBER = re.compile(r"^MK\d{10}$")
 MAX_REASON = 500
@@ -129,7 +130,9 @@ class ReturnInfo:
 
 
 def _reason(reason: str | None, *, required: bool) -> str | None:
-    text = (reason or "").strip()
+    if reason is not None and has_control_characters(reason):
+        raise errors.InvalidInput("a reason contains a control character", "原因包含不允许的字符")
+    text = clean_text(reason)  # blank also when only zero-width characters or a BOM
     if not text:
         if required:
             raise errors.InvalidInput("a reason is required", "请填写原因")

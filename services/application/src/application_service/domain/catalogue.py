@@ -71,14 +71,9 @@ class Course:
 
     @property
     def exemptible(self) -> bool:
-        """Practical components, theses and courses assessed by 考查 are never exempted."""
+        """Practical components, theses and courses assessed by 考查 are never exempted, by any
+        route: a rule table naming one (NCRE-1 → 00019 计算机应用基础（实践）) changes nothing."""
         return not (self.practical or self.thesis or self.assessment is Assessment.ASSESSMENT)
-
-    @property
-    def exemptible_by_certificate(self) -> bool:
-        """A route of the rule table may name a practical component outright (NCRE-1 → 00019
-        计算机应用基础（实践）); theses and 考查 courses stay excluded whatever the table says."""
-        return not (self.thesis or self.assessment is Assessment.ASSESSMENT)
 
     @property
     def comparable_name(self) -> str:
@@ -160,11 +155,7 @@ class Route:
         codes = []
         for route_course in self.courses:
             course = major.course(route_course.course_code)
-            if (
-                course is not None
-                and course.exemptible_by_certificate
-                and route_course.applies_to(major.level)
-            ):
+            if course is not None and course.exemptible and route_course.applies_to(major.level):
                 codes.append(course.code)
         return tuple(codes)
 

@@ -31,6 +31,7 @@ from application_service.domain.evidence import (
     TranscriptLine,
     VerifiedDegreeFacts,
 )
+from eventkit.text import is_blank
 
 # 层次 order: master/doctor ≥ bachelor ≥ junior_college.
 LEVEL_RANK: dict[str, int] = {"junior_college": 1, "bachelor": 2, "master": 3, "doctor": 3}
@@ -149,21 +150,18 @@ def check_family(route: Route, major: Major) -> None:
 # --- courses ------------------------------------------------------------------------------------
 
 
-def check_course(
-    major: Major, course_code: str, candidate: CandidateFacts, *, named_by_route: bool = False
-) -> Course:
+def check_course(major: Major, course_code: str, candidate: CandidateFacts) -> Course:
     """A course of the major that may be exempted at all, and not passed or exempted yet.
 
-    A practical component is exempted only when a certificate route names it outright
-    (`named_by_route`); the degree route never exempts one.
+    Practical components, theses and 考查 courses are refused whatever the route (a rule table
+    naming one does not make it exemptible): application.course_not_exemptible.
     """
     course = major.course(course_code)
     if course is None:
         raise errors.CourseNotInMajor(f"course {course_code} not in major {major.code}")
     if major.suspended:
         raise errors.MajorSuspended(f"major {major.code} is suspended (停考)")
-    exemptible = course.exemptible_by_certificate if named_by_route else course.exemptible
-    if not exemptible:
+    if not course.exemptible:
         raise errors.CourseNotExemptible(f"course {course_code} is not exemptible")
     if course_code in candidate.passed_courses:
         raise errors.CourseAlreadyPassed(f"course {course_code} already passed")
@@ -177,8 +175,7 @@ def check_route_course(
 ) -> Course:
     """A course a non-degree route may exempt for the major (Route.course_codes_for)."""
     check_family(route, major)
-    named = any(rc.course_code == course_code for rc in route.courses)
-    course = check_course(major, course_code, candidate, named_by_route=named)
+    course = check_course(major, course_code, candidate)
     if course_code not in route.course_codes_for(major):
         raise errors.CourseNotCoveredByRoute(
             f"route {route.route_id} does not exempt {course_code} for {major.code}"
@@ -277,7 +274,7 @@ def check_degree_course(
         degree.level == Level.JUNIOR_COLLEGE.value and major.level is Level.BACHELOR
     ):
         raise errors.DegreeLevelTooLow(f"{degree.level} degree for a {major.level} major")
-    if not source_course_name or not source_course_name.strip():
+    if source_course_name is None or is_blank(source_course_name):
         raise errors.SourceCourseRequired(f"no transcript course named for {course.code}")
     line = find_transcript_line(degree, source_course_name)
     if normalise_course_name(line.name) != course.comparable_name:

@@ -15,6 +15,7 @@ from enum import StrEnum
 from itertools import pairwise
 
 from application_service.domain.errors import InvalidInput, InvalidWindow
+from eventkit.text import has_control_characters, is_blank
 
 
 class WindowStage(StrEnum):
@@ -61,7 +62,7 @@ class ApplicationWindow:
     closed_by_ops: bool = False
 
     def __post_init__(self) -> None:
-        if not self.name.strip():
+        if is_blank(self.name) or has_control_characters(self.name):
             raise InvalidWindow("a window has a name", "申请时段名称不能为空")
         moments = [
             ("opens_at", self.opens_at),

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from application_service import bootstrap
 from application_service.adapters import catalogue_store
@@ -34,6 +34,8 @@ from servicekit.app import create_app, identity_verified_lifespan
 from servicekit.auth import CurrentCandidate, Principal, TokenVerifier, require_roles
 from servicekit.context import correlation_id_of
 from servicekit.health import platform_kafka_check
+from servicekit.models import RequiredText, StrictRequest
+from servicekit.types import SaneDatetime
 
 BASE = "/api/applications"
 CATALOGUE = "/api/catalogue"
@@ -51,10 +53,8 @@ EVENT_LABELS = {
 }
 
 
-class Strict(BaseModel):
-    """Request bodies refuse unknown fields."""
-
-    model_config = ConfigDict(extra="forbid")
+class Strict(StrictRequest):
+    """Request bodies: unknown fields and control characters refused (servicekit)."""
 
 
 # --- catalogue ------------------------------------------------------------------------------
@@ -172,16 +172,16 @@ class WindowRead(BaseModel):
 
 
 class WindowCreate(Strict):
-    name: str = Field(min_length=1, max_length=100)
-    opens_at: datetime
-    applications_close_at: datetime
-    point_review_close_at: datetime
-    province_review_close_at: datetime
-    results_published_at: datetime
+    name: RequiredText = Field(max_length=100)
+    opens_at: SaneDatetime
+    applications_close_at: SaneDatetime
+    point_review_close_at: SaneDatetime
+    province_review_close_at: SaneDatetime
+    results_published_at: SaneDatetime
 
 
 class WindowClose(Strict):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: RequiredText = Field(max_length=500)
 
 
 # --- applications ---------------------------------------------------------------------------
@@ -329,6 +329,16 @@ def _service(request: Request) -> bootstrap.ApplicationService:
 
 
 Service = Annotated[bootstrap.ApplicationService, Depends(_service)]
+
+
+def _bearer_token(request: Request) -> str | None:
+    """The caller's own token (already verified), to act at media on their behalf."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
 Ops = Annotated[Principal, Depends(require_roles("ops"))]
 
 
@@ -545,6 +555,7 @@ def build_app(
             application_id,
             certificate,
             correlation_id=correlation_id_of(request),
+            credential=_bearer_token(request),  # media records the photos' citation with it
         )
         return ApplicationRead.of(app_)
 

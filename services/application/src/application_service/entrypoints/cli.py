@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import asyncpg
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from application_service.adapters import catalogue_store
@@ -36,11 +36,16 @@ from eventkit.db import create_pool
 from eventkit.envelope import Actor
 from eventkit.errors import DomainError
 from eventkit.migrations import migrate
+from eventkit.settings import refuse_development_values
 from eventkit.store import EventStore
+from servicekit.types import EARLIEST, LATEST, sane_range_problem
 
 EXIT_OK = 0
 EXIT_UNUSABLE_INPUT = 2
 _ACTOR = re.compile(r"^(ops|staff):[^\s:]{1,100}$")
+
+
+DEV_ONLY_DSN = "postgresql://devstack:devstack@127.0.0.1:55432/application"  # the make-run stack
 
 
 class CliSettings(BaseSettings):
@@ -50,9 +55,14 @@ class CliSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     pg_dsn: SecretStr = Field(
-        default=SecretStr("postgresql://devstack:devstack@127.0.0.1:55432/application"),
+        default=SecretStr(DEV_ONLY_DSN),
         validation_alias=AliasChoices("APPLICATION_PG_DSN", "EVENTKIT_PG_DSN"),
     )
+
+    @model_validator(mode="after")
+    def _no_development_dsn(self) -> CliSettings:
+        refuse_development_values(self, {"pg_dsn": DEV_ONLY_DSN})
+        return self
 
 
 class UsageError(Exception):
@@ -198,12 +208,19 @@ async def _migrate(args: argparse.Namespace) -> int:
 CHINA = timezone(timedelta(hours=8))
 
 
-def _moment(text: str) -> datetime:
-    """An ISO date-time; without an offset it is Beijing time."""
+def _moment(text: str, option: str) -> datetime:
+    """An ISO date-time in servicekit's sane range; without an offset it is Beijing time."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise UsageError(f"时间格式不正确：{text}", f"not an ISO date-time: {text}") from exc
+        raise UsageError(
+            f"{option} 时间格式不正确：{text}", f"{option}: not an ISO date-time: {text}"
+        ) from exc
+    problem = sane_range_problem(value, option)
+    if problem is not None:
+        raise UsageError(
+            problem, f"{option}: {text} outside {EARLIEST.isoformat()} .. {LATEST.isoformat()}"
+        )
     return value if value.tzinfo is not None else value.replace(tzinfo=CHINA)
 
 
@@ -217,11 +234,11 @@ async def _window_open(args: argparse.Namespace) -> int:
         window = ApplicationWindow(
             window_id=uuid.uuid4(),
             name=args.name,
-            opens_at=_moment(args.opens),
-            applications_close_at=_moment(args.applications_close),
-            point_review_close_at=_moment(args.point_review_close),
-            province_review_close_at=_moment(args.province_review_close),
-            results_published_at=_moment(args.results),
+            opens_at=_moment(args.opens, "--opens"),
+            applications_close_at=_moment(args.applications_close, "--applications-close"),
+            point_review_close_at=_moment(args.point_review_close, "--point-review-close"),
+            province_review_close_at=_moment(args.province_review_close, "--province-review-close"),
+            results_published_at=_moment(args.results, "--results"),
         )
     except DomainError as error:
         raise UsageError(error.message, error.detail_en) from error

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 import asyncpg
 
@@ -77,6 +78,30 @@ class NoActiveCatalogue(errors.ApplicationError):
     default_message = "专业课程目录尚未发布，请稍后再试"
 
 
+class PhotoCitations(Protocol):
+    """Media's record of which certificates cite which photos (ADR 0015): asked before a
+    certificate is recorded, so that media never deletes a photo a certificate cites."""
+
+    async def cite(
+        self,
+        credential: str,
+        application_id: uuid.UUID,
+        certificate_id: uuid.UUID,
+        photo_ids: Sequence[uuid.UUID],
+    ) -> None:
+        """Record the citations on the candidate's behalf (`credential`: their token); raise
+        `errors.PhotoDeleted` for a photo media no longer has."""
+
+
+class CitationUnavailable(errors.ApplicationError):
+    """A certificate with photos was sent without the candidate's credential for media."""
+
+    code = "application.photo_citation_unavailable"
+    status = 503
+    retry_after = 5
+    default_message = "照片服务暂时不可用，请稍后再试"
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     """One step of an application's history (办件进度)."""
@@ -109,7 +134,9 @@ class Applications:
         active_version: ActiveVersion,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+        photo_citations: PhotoCitations | None = None,
     ) -> None:
+        self._photo_citations = photo_citations
         self._pool = pool
         self._store = store
         self._windows = windows
@@ -305,6 +332,7 @@ class Applications:
         ],
         *,
         window_check: Callable[[ExemptionApplication, datetime], Awaitable[None]] | None = None,
+        before_append: Callable[[], Awaitable[None]] | None = None,
     ) -> ExemptionApplication:
         async with self._pool.acquire() as conn, conn.transaction():
             application = await self._load(conn, candidate_id, application_id)
@@ -313,6 +341,8 @@ class Applications:
             catalogue = await self._catalogue(application.catalogue_version)
             candidate, evidence = await self._facts(conn, candidate_id)
             events = decide(application, candidate, evidence, catalogue)
+            if before_append is not None and events:
+                await before_append()
             return await self._append(
                 conn, application, events, self._actor(candidate_id, correlation_id)
             )
@@ -334,9 +364,27 @@ class Applications:
         certificate: CertificateInput,
         *,
         correlation_id: uuid.UUID,
+        credential: str | None = None,
     ) -> ExemptionApplication:
-        """新增免考课程: add a certificate with its courses and photos (draft or returned)."""
+        """新增免考课程: add a certificate with its courses and photos (draft or returned).
+
+        Once the rules accept it, and before CertificateAdded is appended, media records that
+        the certificate cites its photos (`PhotoCitations`, with the candidate's `credential`):
+        from then on media cannot delete them, and a photo deleted just before refuses the
+        certificate (`application.photo_deleted`). A failure after that leaves a citation
+        without a certificate: the photo is kept, never lost (ADR 0015)."""
         now = self._now()
+        citations = self._photo_citations
+
+        async def cite_photos() -> None:
+            if citations is None or not certificate.photo_ids:
+                return
+            if credential is None:
+                raise CitationUnavailable("no credential to cite the photos with at media")
+            await citations.cite(
+                credential, application_id, certificate.certificate_id, certificate.photo_ids
+            )
+
         return await self._edit(
             candidate_id,
             application_id,
@@ -345,6 +393,7 @@ class Applications:
                 certificate, candidate=candidate, evidence=evidence, catalogue=catalogue, now=now
             ),
             window_check=self._editable_window,
+            before_append=cite_photos,
         )
 
     async def remove_certificate(

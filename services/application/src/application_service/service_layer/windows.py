@@ -3,10 +3,16 @@
 A window is an event stream of its own (ApplicationWindowOpened, ApplicationWindowClosed,
 published so review can show deadlines) and a row in `application.windows`, written in the same
 transaction.
+
+A row the domain cannot read back (a deadline stored as `-infinity` before dates were held to
+servicekit's sane range) is an unreadable window: lists and the current window skip it with a
+warning in the log, so one bad row never takes down the windows list or a candidate's page;
+asked for by id it answers `application.window_unreadable`, and nothing is written to it.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +23,10 @@ from application_service.domain.errors import ApplicationError
 from application_service.domain.windows import ApplicationWindow
 from contracts.application import WINDOW_STREAM, ApplicationWindowClosed, ApplicationWindowOpened
 from eventkit.envelope import Actor, Metadata, NewEvent
+from eventkit.errors import DomainError
 from eventkit.store import EventStore
+
+log = logging.getLogger(__name__)
 
 
 class WindowNotFound(ApplicationError):
@@ -36,18 +45,46 @@ class WindowAlreadyClosed(ApplicationError):
     default_message = "该申请时段已关闭"
 
 
+class WindowUnreadable(WindowNotFound):
+    """The window's stored row is not a valid window (e.g. a deadline stored as -infinity).
+
+    A WindowNotFound, so that pages showing a window treat it as absent; by id it answers 409.
+    """
+
+    code = "application.window_unreadable"
+    status = 409
+    default_message = "该申请时段的数据有误，暂时无法使用，请联系管理员处理"
+
+
 def window_of(row: asyncpg.Record) -> ApplicationWindow:
-    """The domain window of a `application.windows` row."""
-    return ApplicationWindow(
-        window_id=row["window_id"],
-        name=row["name"],
-        opens_at=row["opens_at"],
-        applications_close_at=row["applications_close_at"],
-        point_review_close_at=row["point_review_close_at"],
-        province_review_close_at=row["province_review_close_at"],
-        results_published_at=row["results_published_at"],
-        closed_by_ops=row["closed_by_ops"],
-    )
+    """The domain window of a `application.windows` row (WindowUnreadable if it is not one)."""
+    try:
+        return ApplicationWindow(
+            window_id=row["window_id"],
+            name=row["name"],
+            opens_at=row["opens_at"],
+            applications_close_at=row["applications_close_at"],
+            point_review_close_at=row["point_review_close_at"],
+            province_review_close_at=row["province_review_close_at"],
+            results_published_at=row["results_published_at"],
+            closed_by_ops=row["closed_by_ops"],
+        )
+    except (DomainError, TypeError, ValueError) as exc:
+        raise WindowUnreadable(f"window {row['window_id']} unreadable: {exc}") from exc
+
+
+def readable_windows(rows: list[asyncpg.Record]) -> list[ApplicationWindow]:
+    """The windows of `rows`, skipping (and logging) any row that is not a valid window."""
+    windows: list[ApplicationWindow] = []
+    for row in rows:
+        try:
+            windows.append(window_of(row))
+        except WindowUnreadable as exc:
+            log.warning(
+                "skipping an unreadable application window",
+                extra={"window_id": str(row["window_id"]), "detail_en": exc.detail_en},
+            )
+    return windows
 
 
 class Windows:
@@ -110,6 +147,7 @@ class Windows:
             )
             if row is None:
                 raise WindowNotFound("no such application window")
+            window_of(row)  # an unreadable window is refused before anything is written
             if row["closed_by_ops"]:
                 raise WindowAlreadyClosed("the window was closed already")
             version = await self._store.version(
@@ -144,7 +182,7 @@ class Windows:
         rows = await self._pool.fetch(
             "SELECT * FROM application.windows ORDER BY opens_at DESC, window_id"
         )
-        return [window_of(r) for r in rows]
+        return readable_windows(rows)
 
     async def current(self) -> ApplicationWindow | None:
         """The window candidates may apply in now (the latest opened, if several)."""

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from application_service import bootstrap
+from eventkit.text import clean_text
 from servicekit.auth import Principal, TokenVerifier
 from servicekit.errors import AppError, ErrorView
 from servicekit.identity_client import IdentityClient, TokenKeeper
@@ -156,4 +157,4 @@ def error_page(request: Request, view: ErrorView) -> Response:
 def text(form: FormData, name: str, limit: int = 200) -> str:
     """A form field as trimmed text (at most `limit` + 1 characters, so "too long" shows)."""
     value = form.get(name)
-    return value.strip()[: limit + 1] if isinstance(value, str) else ""
+    return clean_text(value)[: limit + 1] if isinstance(value, str) else ""

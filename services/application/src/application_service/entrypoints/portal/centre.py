@@ -18,7 +18,10 @@ from application_service.entrypoints.portal.base import (
     service_of,
     text,
 )
+from servicekit.identity_client import IdentityUnavailable
 from servicekit.peers import PeerRefused
+from servicekit.web import Session
+from servicekit.webui import client_host
 
 # The seed's quick entries (快捷入口); only 免考申请 is this system's, the others show their state.
 OTHER_ENTRIES = (
@@ -30,6 +33,7 @@ OTHER_ENTRIES = (
 QUERY_ENTRIES = ("合格成绩查询", "当次成绩查询", "省际转入确认", "报考简章", "专业计划查询")
 GENDER = {"male": "男", "female": "女"}
 REGISTER_FIELDS = ("ticket_number", "id_number", "name", "mobile")
+FORM_FIELDS = (*REGISTER_FIELDS, "password", "captcha_answer")  # where a refusal is shown
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,26 @@ async def exemption_entry(request: Request) -> ExemptionEntry:
     return ExemptionEntry(False, stage.label, window.name, None)
 
 
+async def register_page(
+    request: Request,
+    session: Session,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    problem: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The registration form with a fresh captcha from identity (each captcha is one-time)."""
+    captcha = None
+    try:
+        captcha = await portal_of(request).identity.captcha()
+    except IdentityUnavailable as exc:
+        problem, status = exc.message, 503
+    context = {"values": values or {}, "errors": errors or {}, "problem": problem,
+               "captcha": captcha}  # fmt: skip
+    return page(request, None, "register.html", context, session=session, status=status)
+
+
 def install_centre(app: FastAPI) -> None:
     """The personal centre and registration routes."""
 
@@ -89,22 +113,20 @@ def install_centre(app: FastAPI) -> None:
         """考生注册: the roster data to match, the new password and mobile number."""
         portal = portal_of(request)
         session = portal.sessions.read(request) or portal.sessions.new()
-        return page(request, None, "register.html", {"values": {}, "errors": {}},
-                    session=session)  # fmt: skip
+        return await register_page(request, session)
 
     @app.post("/register", include_in_schema=False)
     async def register(request: Request) -> Response:
         portal = portal_of(request)
         session = portal.sessions.read(request)
         if session is None:
-            return page(
-                request, None, "register.html",
-                {"values": {}, "errors": {}, "problem": "页面已过期，请重新填写"},
-                session=portal.sessions.new(), status=403,
-            )  # fmt: skip
+            return await register_page(
+                request, portal.sessions.new(), problem="页面已过期，请重新填写", status=403
+            )
         await portal.sessions.verify_csrf(request, session)
         form = await request.form()
         values = {name: text(form, name, 64) for name in REGISTER_FIELDS}
+        captcha_id, answer = text(form, "captcha_id", 64), text(form, "captcha_answer", 10)
         password, again = form.get("password"), form.get("password_again")
         errors: dict[str, str] = {}
         required = {
@@ -120,20 +142,28 @@ def install_centre(app: FastAPI) -> None:
             errors["password"] = "请设置登录密码"  # noqa: S105 (a message)
         elif password != again:
             errors["password_again"] = "两次输入的密码不一致"  # noqa: S105 (a message)
+        if not answer:
+            errors["captcha_answer"] = "请输入验证码"
+        elif not captcha_id:
+            errors["captcha_answer"] = "验证码已失效，请重新输入"
         if errors or not isinstance(password, str):
-            return page(request, None, "register.html", {"values": values, "errors": errors},
-                        session=session, status=422)  # fmt: skip
+            return await register_page(request, session, values=values, errors=errors, status=422)
         try:
             await identity_peer(request).register(
                 values["ticket_number"], values["id_number"].upper(), values["name"],
-                password[:128], values["mobile"],
+                password[:128], values["mobile"], captcha_id=captcha_id, captcha_answer=answer,
+                client_ip=client_host(request),
             )  # fmt: skip
         except PeerRefused as exc:
             for problem in exc.fields:
                 key = problem.field.rsplit(".", 1)[-1]
-                errors[key if key in (*REGISTER_FIELDS, "password") else "form"] = problem.message
-            context = {"values": values, "errors": errors,
-                       "problem": None if exc.fields else exc.message}  # fmt: skip
+                errors[key if key in FORM_FIELDS else "form"] = problem.message
             status = exc.status if 400 <= exc.status < 500 else 400
-            return page(request, None, "register.html", context, session=session, status=status)
+            response = await register_page(
+                request, session, values=values, errors=errors,
+                problem=None if exc.fields else exc.message, status=status,
+            )  # fmt: skip
+            if exc.retry_after:
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         return redirect(request, "/login?registered=1", session)

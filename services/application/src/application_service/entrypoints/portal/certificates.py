@@ -265,7 +265,7 @@ def install_certificates(app: FastAPI) -> None:
         try:
             await service.applications.add_certificate(
                 visitor.candidate_id, application_id, certificate,
-                correlation_id=correlation_id_of(request),
+                correlation_id=correlation_id_of(request), credential=visitor.token,
             )  # fmt: skip
         except ApplicationError as exc:
             if exc.status == 404:

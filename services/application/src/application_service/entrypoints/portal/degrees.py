@@ -38,6 +38,7 @@ from application_service.entrypoints.portal.base import (
     service_of,
     text,
 )
+from eventkit.text import ascii_int
 from servicekit.errors import AppError
 from servicekit.peers import PeerRefused, PeerUnavailable
 
@@ -126,9 +127,9 @@ async def _listing(request: Request, visitor: Visitor, context: Mapping[str, Any
 async def _notice(request: Request, visitor: Visitor) -> str | None:
     """What the redirect to /degrees came to say: a QR approval or a redeemed code."""
     params = request.query_params
-    redeemed = params.get("redeemed", "")
-    if redeemed.isdigit():
-        return f"在线验证码验证成功，已添加 {int(redeemed)} 条学历信息。"
+    redeemed = ascii_int(params.get("redeemed"))
+    if redeemed is not None:
+        return f"在线验证码验证成功，已添加 {redeemed} 条学历信息。"
     authorization = params.get("authorization", "")
     try:
         authorization_id = uuid.UUID(authorization)
