@@ -19,9 +19,11 @@ import pytest
 from contracts.application import (
     EXEMPTION_STREAM,
     WINDOW_STREAM,
+    ApplicationDrafted,
     ApplicationResubmitted,
     ApplicationSubmitted,
     ApplicationWindowOpened,
+    ApplicationWithdrawn,
 )
 from contracts.review import DECISION_STREAM
 from eventkit.db import create_pool
@@ -304,6 +306,25 @@ class Feed:
         if application_id not in self.known:
             self.known.append(application_id)
         return payload
+
+    async def withdrawn_draft(self) -> uuid.UUID:
+        """An application drafted and withdrawn before it was ever submitted: its draft and its
+        withdrawal (no case number) reach review as the application service publishes them."""
+        application_id = uuid.uuid4()
+        drafted = {
+            **ApplicationDrafted.model_json_schema()["examples"][0],
+            "application_id": str(application_id),
+            "window_id": str(self.window_id),
+        }
+        drafted = ApplicationDrafted.model_validate(drafted).model_dump(mode="json")
+        withdrawn = ApplicationWithdrawn(
+            application_id=application_id,
+            candidate_id=uuid.UUID(drafted["candidate_id"]),
+            reason="暂不申请",
+        ).model_dump(mode="json")
+        await self.apply(envelope("ApplicationDrafted", drafted, version=1))
+        await self.apply(envelope("ApplicationWithdrawn", withdrawn, version=2))
+        return application_id
 
     async def sync(self) -> None:
         """Apply review's own appended events to the queue, as the relay and Kafka would."""

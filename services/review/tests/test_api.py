@@ -10,7 +10,7 @@ import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -134,6 +134,63 @@ async def test_an_unknown_case_is_404_for_everyone_who_reviews(
             assert error_code(response) == "review.case_not_found"
 
 
+CASE_ENDPOINTS: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
+    ("GET", "", None),
+    ("GET", "/evidence", None),
+    ("GET", "/history", None),
+    ("POST", "/claim", {"submission_number": 1}),
+    ("POST", "/release", {"submission_number": 1}),
+    ("POST", "/initial-review", {"submission_number": 1, "decisions": granted()}),
+    ("POST", "/return", {"submission_number": 1, "reason": "学历证书照片不清晰，请重新上传"}),
+    ("POST", "/approve", {"submission_number": 1, "decisions": granted()}),
+)
+
+
+def per_case_routes(app: Any) -> set[tuple[str, str]]:
+    """Every (method, suffix) of the API's routes under /cases/{application_id}."""
+    prefix = f"{BASE}/cases/{{application_id}}"
+    return {
+        (method, route.path.removeprefix(prefix))
+        for route in app.routes
+        if getattr(route, "path", "").startswith(prefix)
+        for method in getattr(route, "methods", ()) - {"HEAD"}
+    }
+
+
+async def test_a_withdrawn_draft_is_404_exactly_like_an_unknown_id(
+    make_client: MakeClient, feed: Any, headers: dict[str, dict[str, str]]
+) -> None:
+    """Drafted and withdrawn before any submission, an application never became a case: every
+    per-case endpoint answers as for an id nobody knows (no 500, nothing that tells it exists)."""
+    draft_id = await feed.withdrawn_draft()
+    unknown_id = uuid.uuid4()
+    async with make_client() as (client, service):
+        app = client._transport.app  # type: ignore[attr-defined]
+        assert per_case_routes(app) == {(m, s) for m, s, _ in CASE_ENDPOINTS}
+        for role in ("point", "senior"):
+            for method, suffix, body in CASE_ENDPOINTS:
+                answers = []
+                for app_id in (draft_id, unknown_id):
+                    response = await client.request(
+                        method, f"{BASE}/cases/{app_id}{suffix}", json=body,
+                        headers=headers[role],
+                    )  # fmt: skip
+                    answers.append(response)
+                draft, unknown = answers
+                where = (role, method, suffix)
+                assert draft.status_code == unknown.status_code == 404, (where, draft.text)
+                assert error_code(draft) == "review.case_not_found", where
+                strip = {k: v for k, v in draft.json()["error"].items() if k != "request_id"}
+                assert strip == {
+                    k: v for k, v in unknown.json()["error"].items() if k != "request_id"
+                }, where
+        assert await service.cases.lapse_expired([draft_id]) == 0
+    async with feed.pool.acquire() as conn:  # nothing was written for it
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM eventkit.events WHERE stream_id = $1", str(draft_id)
+        )
+
+
 async def test_a_bad_token_is_401(review_client: httpx.AsyncClient) -> None:
     for value in ("Bearer nonsense", "Basic abc", "Bearer a.b.c"):
         response = await review_client.get(f"{BASE}/queue", headers={"Authorization": value})
@@ -141,6 +198,73 @@ async def test_a_bad_token_is_401(review_client: httpx.AsyncClient) -> None:
 
 
 # --- the journey --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deadline", ["2101-01-01", "9999-12-31"])
+async def test_an_objection_deadline_out_of_the_sane_range_is_refused_naming_the_field(
+    deadline: str, make_client: MakeClient, feed: Any, headers: dict[str, dict[str, str]]
+) -> None:
+    payload = await feed.submit(courses=COURSES)
+    app_id = uuid.UUID(payload["application_id"])
+    async with make_client() as (client, service):
+        await service.cases.claim(R_ALICE, app_id, submission_number=1)
+        await service.cases.complete_initial_review(
+            R_ALICE, app_id, submission_number=1,
+            verdicts=[Verdict(c, "granted") for c in COURSES], note=None,
+        )  # fmt: skip
+        await service.cases.claim(R_SENIOR, app_id, submission_number=1)
+        response = await client.post(
+            f"{BASE}/cases/{app_id}/approve",
+            json={"submission_number": 1, "decisions": granted(), "objection_deadline": deadline},
+            headers=headers["senior"],
+        )
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "request.invalid"
+        assert [(f["field"], f["code"]) for f in error["fields"]] == [
+            ("objection_deadline", "date_out_of_range")
+        ]
+        case = (await client.get(f"{BASE}/cases/{app_id}", headers=headers["senior"])).json()
+        assert case["status"] == "awaiting_province"
+
+
+async def test_a_window_published_with_dates_out_of_range_leaves_the_queue_readable(
+    review_client: httpx.AsyncClient, feed: Any, headers: dict[str, dict[str, str]]
+) -> None:
+    """Windows opened before dates were held to a range: year 1 in UTC (PostgreSQL stores it
+    as -infinity) and in Beijing time (PostgreSQL refuses it). The queue still answers, with
+    those cases' deadlines unknown; so it does for a deadline already stored as -infinity."""
+    now = datetime.now(UTC)
+    ids = []
+    for offset in (UTC, timezone(timedelta(hours=8))):
+        feed.window_id = uuid.uuid4()
+        year_one = datetime(1, 1, 1, 8, tzinfo=offset)
+        await feed.window(
+            opens_at=year_one, applications_close_at=year_one, point_review_close_at=year_one,
+            province_review_close_at=year_one, results_published_at=year_one,
+        )  # fmt: skip
+        ids.append((await feed.submit(occurred_at=now - timedelta(days=1)))["application_id"])
+    feed.window_id = uuid.uuid4()
+    await feed.window(
+        opens_at=now - timedelta(days=30), applications_close_at=now - timedelta(days=20),
+        point_review_close_at=now + timedelta(days=1),
+        province_review_close_at=now + timedelta(days=5),
+        results_published_at=now + timedelta(days=10),
+    )  # fmt: skip
+    legacy = (await feed.submit(occurred_at=now - timedelta(days=1)))["application_id"]
+    async with feed.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE review_queue.cases SET stage_deadline = '-infinity' WHERE application_id = $1",
+            uuid.UUID(legacy),
+        )
+    for sort in ("waiting", "deadline"):
+        response = await review_client.get(
+            f"{BASE}/queue", params={"sort": sort}, headers=headers["point"]
+        )
+        assert response.status_code == 200, response.text
+        rows = {r["application_id"]: r for r in response.json()["rows"]}
+        assert set(rows) == {*ids, legacy}
+        assert all(r["deadline"] is None and not r["overdue"] for r in rows.values())
 
 
 async def test_the_journey_claim_initial_review_and_the_provinces_approval(

@@ -226,10 +226,13 @@ async def _reviewing(
 ) -> None:
     # --- the candidate registers, logs in and uploads the certificate photo, for real ---------
     async with httpx.AsyncClient(timeout=20) as http:
+        captcha = (await http.get(f"{identity_url}/api/identity/captcha")).json()
         created = await http.post(
             f"{identity_url}/api/identity/candidates",
             json={"ticket_number": ticket, "id_number": id_number(), "name": "张建国",
-                  "password": CANDIDATE_PASSWORD, "mobile": "13812345678"},
+                  "password": CANDIDATE_PASSWORD, "mobile": "13812345678",
+                  "captcha_id": captcha["captcha_id"],
+                  "captcha_answer": await captcha_answer(identity, captcha["captcha_id"])},
         )  # fmt: skip
         assert created.status_code == 201, created.text
         candidate_id = uuid.UUID(created.json()["candidate_id"])

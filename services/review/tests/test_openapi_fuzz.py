@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, settings
 from devstack import Endpoints
 from review_service.entrypoints.api import build_app
 from servicekit.signing import IDENTITY_ISSUER, Ed25519KeyPair, issue_token
-from servicekit.testing import serve, serve_jwks
+from servicekit.testing import check_documented_answer, serve, serve_jwks
 
 pytestmark = pytest.mark.integration
 
-schema = schemathesis.openapi.from_dict(build_app().openapi())
+DOCUMENT = build_app().openapi()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
 KEYPAIR = Ed25519KeyPair.generate("review-fuzz")
 
 
@@ -72,6 +73,9 @@ def test_no_input_makes_a_server_error(
     case: schemathesis.Case, server: str, senior: dict[str, str]
 ) -> None:
     response = case.call(base_url=server, headers=senior, timeout=30)
+    check_documented_answer(
+        DOCUMENT, case.method, case.path, response.status_code, response.headers, response.text
+    )
     assert response.status_code < 500, (
         f"{case.method} {case.path} -> {response.status_code}: {response.text[:500]}"
     )

@@ -566,6 +566,39 @@ async def test_a_case_is_seen_only_by_its_point_and_the_province(web: WebRig) ->
     assert await decision_types(web, case_id) == []
 
 
+async def test_a_withdrawn_draft_is_404_on_every_case_page_like_an_unknown_id(
+    web: WebRig,
+) -> None:
+    draft_url = f"/cases/{await web.feed.withdrawn_draft()}"
+    unknown_url = f"/cases/{uuid.uuid4()}"
+    per_case = {
+        (method, route.path.removeprefix("/cases/{application_id}"))
+        for route in web.app.routes
+        if getattr(route, "path", "").startswith("/cases/{application_id}")
+        for method in getattr(route, "methods", ()) - {"HEAD"}
+    }
+    actions = ("claim", "release", "initial-review", "return", "approve")
+    assert per_case == {("GET", "")} | {("POST", f"/{a}") for a in actions}
+    for username in ("point.reviewer1", "province.senior"):
+        client = await signed_in(web, username)
+        async with aclosing(client):
+            pages = {}
+            for url in (draft_url, unknown_url):
+                pages[url] = await client.get(url)
+                assert pages[url].status_code == 404 and is_html(pages[url]), pages[url].text
+                assert "未找到该申请" in pages[url].text
+            csrf = hidden_fields(pages[unknown_url].text, "/logout")["csrf_token"]
+            for action in actions:
+                for url in (draft_url, unknown_url):
+                    response = await client.post(
+                        f"{url}/{action}",
+                        data={"csrf_token": csrf, "submission_number": "1",
+                              f"outcome-{KEY}": "granted", "reason": "照片不清晰"},
+                    )  # fmt: skip
+                    assert response.status_code == 404, (username, action, response.text)
+                    assert is_html(response) and "review.case_not_found" in response.text
+
+
 async def test_a_staff_token_without_a_reviewer_role_is_refused_by_the_pages(web: WebRig) -> None:
     _, url = await case_of(web)
     async with with_cookie(web, await staff_tokens_cookie(web, "ops.engineer")) as ops:
@@ -799,6 +832,28 @@ async def test_a_bad_objection_deadline_is_422(web: WebRig) -> None:
         assert "ApplicationApproved" not in await decision_types(web, case_id)
 
 
+async def test_an_objection_deadline_out_of_the_sane_range_is_422_on_the_page(
+    web: WebRig,
+) -> None:
+    case_id, url = await case_of(web)
+    point = await signed_in(web, "point.reviewer1")
+    senior = await signed_in(web, "province.senior")
+    async with aclosing(point), aclosing(senior):
+        await to_province(web, point, url)
+        form = await claimed_form(web, senior, url, "approve")
+        for bad in ("2101-01-01", "9999-12-31"):
+            response = await senior.post(
+                f"{url}/approve",
+                data={**form, f"outcome-{KEY}": "granted", "objection_deadline": bad},
+            )
+            assert response.status_code == 422, (bad, response.text)
+            assert (
+                '<p class="error" id="objection_deadline-error">'
+                "核查截止日期须在 2000-01-01 至 2100-12-31 之间</p>"
+            ) in response.text
+        assert "ApplicationApproved" not in await decision_types(web, case_id)
+
+
 async def test_a_decision_on_a_stale_submission_is_refused_without_an_event(web: WebRig) -> None:
     case_id, url = await case_of(web, case_number="MK2026333001")
     client = await signed_in(web, "point.reviewer1")
@@ -1006,7 +1061,7 @@ async def test_hostile_queue_parameters_never_break_the_page(web: WebRig) -> Non
         garbage = await client.get("/queue?after=garbage")
         assert garbage.status_code == 400, garbage.text
         assert is_html(garbage) and "review.invalid_query" in garbage.text
-        for size in ("100000", "0", "-3", "abc", "2.5"):
+        for size in ("100000", "0", "-3", "abc", "2.5", "²", "%C2%B2", "١", "１"):
             response = await client.get(f"/queue?size={size}")
             assert response.status_code == 200, (size, response.text)
             assert shown(response.text) == numbers  # the default page size
@@ -1020,10 +1075,10 @@ async def test_a_nul_byte_in_the_search_is_not_a_500(web: WebRig) -> None:
     await five_cases(web)
     client = await signed_in(web, "point.reviewer1")
     async with aclosing(client):
-        for query in ("q=MK%00", "major=58%00", "route=CET%00", "after=%00"):
+        for query in ("q=MK%00", "major=58%00", "route=CET%00", "after=%00", "size=2%01"):
             response = await client.get(f"/queue?{query}")
-            assert response.status_code in (200, 400), (query, response.status_code)
-            assert is_html(response)
+            assert response.status_code == 422, (query, response.status_code)
+            assert is_html(response) and "request.invalid" in response.text
 
 
 async def test_keyset_paging_of_the_queue(web: WebRig) -> None:

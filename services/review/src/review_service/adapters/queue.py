@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,6 +53,9 @@ from contracts.review import (
 )
 from eventkit.db import Conn
 from eventkit.envelope import EventEnvelope
+from servicekit.types import in_sane_range
+
+log = logging.getLogger(__name__)
 
 QUEUE_SCHEMA = "review_queue"
 DEFAULT_LEASE = timedelta(minutes=30)
@@ -271,6 +275,22 @@ class QueueProjection:
         )
 
     async def _window_opened(self, conn: Conn, opened: ApplicationWindowOpened) -> None:
+        moments = (
+            opened.opens_at,
+            opened.applications_close_at,
+            opened.point_review_close_at,
+            opened.province_review_close_at,
+            opened.results_published_at,
+        )
+        if not all(in_sane_range(m) for m in moments):
+            # Published before dates were held to a sane range: PostgreSQL would store year 1
+            # as -infinity (or refuse it) and every queue read would trip over it. The window's
+            # deadlines stay unknown, as for a window not seen yet.
+            log.warning(
+                "ignoring a window with deadlines out of range",
+                extra={"window_id": str(opened.window_id)},
+            )
+            return
         await conn.execute(
             """
             INSERT INTO windows (window_id, name, opens_at, applications_close_at,
@@ -685,8 +705,16 @@ async def counts(
     )
 
 
+def _deadline(value: datetime | None) -> datetime | None:
+    """A stored stage deadline, or None when the row holds none a reader can use (an infinity
+    comes back from PostgreSQL as a naive datetime)."""
+    if value is None or value.tzinfo is None or not in_sane_range(value):
+        return None
+    return value
+
+
 def _row(r: Any, now: datetime, lease: timedelta) -> QueueRow:
-    deadline = r["stage_deadline"]
+    deadline = _deadline(r["stage_deadline"])
     claimed_at = r["claimed_at"]
     expires = claimed_at + lease if claimed_at is not None else None
     return QueueRow(

@@ -40,6 +40,7 @@ from contracts.review import (
     ReviewClaimed,
     ReviewReleased,
 )
+from eventkit.text import clean_text, has_control_characters
 from review_service.domain import errors
 from review_service.domain.access import Reviewer, may_act, may_view
 
@@ -187,7 +188,9 @@ def _require_lease(lease: timedelta) -> None:
 
 
 def _text(value: str | None, *, required: bool, what: str) -> str | None:
-    text = (value or "").strip()
+    if value is not None and has_control_characters(value):
+        raise errors.InvalidInput(f"{what} contains a control character")
+    text = clean_text(value)  # blank also when only zero-width characters or a BOM
     if not text:
         if required:
             raise errors.ReasonRequired(f"{what} is required")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from contracts.base import CourseOutcome
 from review_service import bootstrap
@@ -32,12 +32,15 @@ from review_service.settings import ReviewSettings
 from servicekit.app import create_app, identity_verified_lifespan
 from servicekit.auth import Principal, TokenVerifier, require_roles
 from servicekit.health import platform_kafka_check
+from servicekit.models import StrictRequest
+from servicekit.openapi import errors
+from servicekit.types import SaneDate
 
 BASE = "/api/review"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Strict(StrictRequest):
+    """Request bodies: unknown fields and control characters refused (servicekit)."""
 
 
 class VerdictIn(Strict):
@@ -66,7 +69,7 @@ class ReturnRequest(Strict):
 class ApproveRequest(Strict):
     submission_number: int = Field(ge=1)
     decisions: list[VerdictIn] = Field(min_length=1, max_length=60)
-    objection_deadline: date | None = None
+    objection_deadline: SaneDate | None = None
 
 
 class TemplateRead(BaseModel):
@@ -244,7 +247,9 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Review]] = bootstrap.start
             for t in (*RETURN_REASONS, *DENIAL_REASONS)
         ]
 
-    @app.get(f"{BASE}/queue", response_model=QueueRead, tags=["review"])
+    @app.get(
+        f"{BASE}/queue", response_model=QueueRead, tags=["review"], responses=errors(400)
+    )  # 400 review.invalid_query: a paging cursor that is not one of ours
     async def queue(
         service: Service,
         staff: Staff,

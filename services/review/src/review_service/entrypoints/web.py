@@ -30,6 +30,7 @@ from starlette.datastructures import FormData
 
 from contracts.base import CertificateKind, CourseOutcome, ReviewStage
 from contracts.credential import DegreeLevel
+from eventkit.text import ascii_int, clean_text
 from review_service import bootstrap
 from review_service.adapters.evidence import CertificateEvidence, evidence_for
 from review_service.adapters.media import MediaLinks, PhotoLinks
@@ -48,6 +49,7 @@ from servicekit.identity_client import (
     IdentityClient,
     TokenKeeper,
 )
+from servicekit.types import RANGE_MESSAGE, in_sane_range
 from servicekit.web import (
     EndedSessions,
     SecurityHeaders,
@@ -289,14 +291,15 @@ def error_page(request: Request, view: ErrorView) -> Response:
 
 def _text(form: FormData, name: str, limit: int = MAX_TEXT) -> str:
     value = form.get(name)
-    return value.strip()[: limit + 1] if isinstance(value, str) else ""
+    return clean_text(value)[: limit + 1] if isinstance(value, str) else ""
 
 
 def _submission(form: FormData) -> int:
     text = _text(form, "submission_number", 6)
-    if not text.isdigit() or int(text) < 1:
+    number = ascii_int(text)
+    if number is None or number < 1:
         raise FormProblem("submission_number", "页面信息不完整，请刷新后重试")
-    return int(text)
+    return number
 
 
 class FormProblem(Exception):
@@ -343,9 +346,14 @@ def read_decisions(form: FormData, case: ReviewCase, *, final: bool) -> Decision
         values["objection_deadline"] = text
         if text:
             try:
-                result.objection_deadline = date.fromisoformat(text)
+                deadline = date.fromisoformat(text)
             except ValueError:
                 errors["objection_deadline"] = "日期格式应为 年-月-日"
+            else:
+                if in_sane_range(deadline):
+                    result.objection_deadline = deadline
+                else:
+                    errors["objection_deadline"] = f"核查截止{RANGE_MESSAGE}"
     else:
         note = _text(form, "note")
         values["note"] = note
@@ -576,8 +584,8 @@ def install_web(app: FastAPI) -> None:
         major = query.get("major", "").strip()[:8]
         route = query.get("route", "").strip()[:64]
         q = query.get("q", "").strip()[:20]
-        size_text = query.get("size", "20")
-        size = int(size_text) if size_text.isdigit() and 1 <= int(size_text) <= 100 else 20
+        size = ascii_int(query.get("size"))
+        size = size if size is not None and 1 <= size <= 100 else 20
         after = query.get("after") or None
         filters = QueueFilters(
             statuses=(statuses[status],) if status in statuses else None,

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+from contracts.application import ApplicationResubmitted, ApplicationSubmitted
 from contracts.base import ContractEvent
 from contracts.registry import REGISTRY
 from contracts.review import DECISION_STREAM
@@ -47,6 +48,17 @@ def _decode(envelope: EventEnvelope) -> ContractEvent:
 
 def _fold(trail: Sequence[EventEnvelope]) -> ReviewCase:
     return ReviewCase.from_events([(_decode(e), e.occurred_at) for e in trail])
+
+
+SNAPSHOTS = frozenset({ApplicationSubmitted.event_type, ApplicationResubmitted.event_type})
+
+
+def _from_first_submission(inputs: Sequence[EventEnvelope]) -> list[EventEnvelope]:
+    """The application events of a case from its first submission snapshot on (none: no case)."""
+    for i, envelope in enumerate(inputs):
+        if envelope.event_type in SNAPSHOTS:
+            return list(inputs[i:])
+    return []
 
 
 def merge(inputs: Sequence[EventEnvelope], own: Sequence[EventEnvelope]) -> list[EventEnvelope]:
@@ -89,8 +101,13 @@ class Cases:
         self._now = clock
 
     async def _trail(self, conn: Conn, application_id: uuid.UUID) -> list[EventEnvelope]:
-        """Every event of one case, both sources, in order; empty when review has not got it."""
-        inputs = await load_inputs(conn, application_id)
+        """Every event of one case, both sources, in order; empty when there is no case.
+
+        A case starts with a submission snapshot: an application review knows only from events
+        before any submission (a draft withdrawn before it was submitted) never became one, and
+        is answered exactly like an id nobody knows.
+        """
+        inputs = _from_first_submission(await load_inputs(conn, application_id))
         if not inputs:
             return []
         own = await self._store.load(STREAM_TYPE, str(application_id), conn=conn)
