@@ -44,6 +44,12 @@ KAFKA_POD_LABELS = {"strimzi.io/cluster": KAFKA_CLUSTER, "strimzi.io/kind": "Kaf
 KAFKA_VERSION = "4.1.1"  # the broker version the local stack runs (tools/devstack/kafka/pom.xml)
 POSTGRES_IMAGE = "ghcr.io/cloudnative-pg/postgresql:15.18-standard-bookworm"
 INGRESS_NAMESPACE = "ingress-nginx"
+# The cluster's pod addresses: the ingress controller's pods, whose X-Forwarded-For the public
+# APIs' uvicorn believes (--proxy-headers, FORWARDED_ALLOW_IPS), and the web UIs' pods, whose
+# X-Forwarded-For identity believes (IDENTITY_TRUSTED_PROXIES). The NetworkPolicies admit only
+# the ingress controller to the UIs and only our services to identity, so nothing else in this
+# range reaches them; an overlay narrows it to the cluster's pod CIDR.
+POD_NETWORK = "10.0.0.0/8"
 MONITORING_NAMESPACE = "monitoring"
 CNPG_NAMESPACE = "cnpg-system"
 # Peers outside the cluster: the object store and the CHSI/NEEA providers are reached over HTTPS
@@ -88,8 +94,9 @@ SERVICES: tuple[Svc, ...] = (
         hpa_max=10,
         config={
             "IDENTITY_PII_KEY_ID": "k1",
-            # the web UIs' pods forward the candidate's address (X-Forwarded-For)
-            "IDENTITY_TRUSTED_PROXIES": "10.0.0.0/8",
+            # the web UIs' pods forward the person's address (X-Forwarded-For) on login and
+            # registration; identity believes it from them only (servicekit.context)
+            "IDENTITY_TRUSTED_PROXIES": POD_NETWORK,
         },
         secrets=(
             ("IDENTITY_PII_KEY", "identity-keys", "pii-key", False),
@@ -393,6 +400,10 @@ def service_docs(s: Svc) -> list[dict[str, Any]]:
         "--port",
         str(API_PORT),
         "--no-server-header",
+        # Public APIs: the person's address from the ingress controller's X-Forwarded-For
+        # (believed from FORWARDED_ALLOW_IPS only), so that the UIs forward it to identity; the
+        # others take the peer's address as it is (identity judges its own proxies).
+        "--proxy-headers" if s.public else "--no-proxy-headers",
     ]
     worker_cmd = ["python", "-m", f"{s.package}.entrypoints.worker"]
     config = {
@@ -407,6 +418,7 @@ def service_docs(s: Svc) -> list[dict[str, Any]]:
             f"SERVICE_URL_{c.upper().replace('-', '_')}": f"http://{c}-api:{API_PORT}"
             for c in s.calls
         },
+        **({"FORWARDED_ALLOW_IPS": POD_NETWORK} if s.public else {}),
         **s.config,
     }
     docs: list[dict[str, Any]] = [

@@ -296,6 +296,16 @@ def test_secrets_only_by_reference(docs: Docs) -> None:
             assert not secretish.search(key) or key.endswith("_KEY_ID"), f"{key} in a ConfigMap"
 
 
+def test_no_pod_runs_in_development_mode(docs: Docs) -> None:
+    """EVENTKIT_DEV_MODE lets a service start on the public development keys: never deployed."""
+    configmaps = by_name(docs, "ConfigMap")
+    for where, spec in pod_templates(docs):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            assert "EVENTKIT_DEV_MODE" not in _env(c, configmaps), f"{where}: {c['name']}"
+    for cm in configmaps.values():
+        assert "EVENTKIT_DEV_MODE" not in cm.get("data", {}), cm["metadata"]["name"]
+
+
 def _secret_refs(docs: Docs) -> set[str]:
     refs = {
         e["valueFrom"]["secretKeyRef"]["name"]
@@ -892,3 +902,45 @@ def test_the_ops_cronjob_runs_a_real_ops_command_that_can_alert(docs: Docs) -> N
     assert job["activeDeadlineSeconds"] < 5 * 60 < GENERATE.OPS_MAX_STALL
     toolbox = by_name(docs, "Deployment")["ops-toolbox"]
     assert toolbox["spec"]["replicas"] == 0
+
+
+def _api_container(docs: Docs, svc: str) -> dict[str, Any]:
+    container: dict[str, Any] = by_name(docs, "Deployment")[f"{svc}-api"]["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    return container
+
+
+def _networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(p.strip()) for p in text.split(",") if p.strip()]
+
+
+def test_the_persons_address_travels_from_the_ingress_through_the_uis_to_identity(
+    docs: Docs,
+) -> None:
+    """Behind the ingress, the UIs' uvicorn must believe the ingress controller's X-Forwarded-For
+    (else every person behind one UI pod shares the pod's login-throttle counter at identity),
+    and only the controller's: uvicorn's proxy headers from FORWARDED_ALLOW_IPS, never '*'.
+    Identity believes the UIs' forwarded address from the UIs' pods only."""
+    configs = by_name(docs, "ConfigMap")
+
+    def inside_the_cluster(nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+        return bool(nets) and all(n.is_private and n.prefixlen >= 8 for n in nets)
+
+    for name, svc in sorted(SERVICES.items(), key=lambda item: not item[1].public):
+        cmd = _api_container(docs, name)["command"]
+        data = configs[f"{name}-config"]["data"]
+        if svc.public:
+            assert "--proxy-headers" in cmd and "--no-proxy-headers" not in cmd, name
+            allowed = data.get("FORWARDED_ALLOW_IPS", "")
+            assert allowed and "*" not in allowed, f"{name}: FORWARDED_ALLOW_IPS={allowed!r}"
+            assert inside_the_cluster(_networks(allowed)), (name, allowed)
+            assert not any(arg.startswith("--forwarded-allow-ips") for arg in cmd), name
+        else:
+            # uvicorn leaves the peer's address alone; identity judges its own proxies
+            assert "--no-proxy-headers" in cmd, name
+            assert "FORWARDED_ALLOW_IPS" not in data, name
+    for ui in ("application", "review"):
+        assert SERVICES[ui].public and "identity" in SERVICES[ui].calls
+    trusted = _networks(configs["identity-config"]["data"]["IDENTITY_TRUSTED_PROXIES"])
+    assert inside_the_cluster(trusted), trusted

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from . import browser_packages, demo, system
+from . import browser_packages, demo, proxy_packages, system
 from .config import StackConfig
 from .endpoints import Endpoints
 from .errors import DevstackError
@@ -189,6 +189,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     # Browser tests' system packages; when they cannot be installed we say so and carry on.
     if browser_packages.ensure_browser_packages(say=lambda line: print(line, flush=True)):
         print(browser_packages.status_line())
+    # The reverse-proxy tests' nginx, the same way.
+    if proxy_packages.ensure_nginx(say=lambda line: print(line, flush=True)):
+        print(proxy_packages.status_line())
     return 0
 
 
@@ -397,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "install",
         "check binaries and JDK, fetch the Kafka jars, apt-get chromium + fonts-noto-cjk"
-        " (idempotent)",
+        " and nginx-light (idempotent)",
     )
     return parser
 

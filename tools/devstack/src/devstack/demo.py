@@ -58,7 +58,7 @@ def seed(endpoints: Endpoints, run_dir: Path, system: System = DEFAULT) -> list[
     """Load the demo data (idempotently) into the databases of `system`'s identity and
     application; lines saying what was done, for the terminal."""
     scripts = Path(sys.executable).parent
-    env = {**os.environ}
+    env = {**os.environ, **endpoints.to_env()}  # EVENTKIT_DEV_MODE: the demo's dev keys
     identity_dsn = endpoints.pg_dsn(system.service("identity").database)
     application_dsn = endpoints.pg_dsn(system.service("application").database)
 

@@ -66,6 +66,9 @@ class Endpoints:
             "DEVSTACK_KAFKA_CA_FILE": self.kafka_ca_file,
             "DEVSTACK_KAFKA_USERNAME": self.kafka_username,
             "DEVSTACK_KAFKA_PASSWORD": self.kafka_password,
+            # The local stack is a development machine: its services, tests, benchmarks and
+            # ops commands may run on the public development keys (eventkit.settings).
+            "EVENTKIT_DEV_MODE": "true",
         }
 
     def env_file_text(self) -> str:
