@@ -9,7 +9,7 @@ TEST_RUN_DIR ?= .run/test
 PYTEST_ARGS ?=
 
 .PHONY: help install run test test-unit lint format contracts bench bench-eventstore \
-        bench-roster bench-media bench-application bench-review bench-ops stack-up stack-down stack-status clean
+        bench-roster bench-media bench-application bench-review bench-ops bench-request-text stack-up stack-down stack-status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ format: ## apply ruff's fixes and formatting
 contracts: ## regenerate JSON Schemas and the AsyncAPI document from the event models
 	@$(UV) run --frozen contracts generate
 
-bench: bench-eventstore bench-roster bench-media bench-application bench-review bench-ops ## every benchmark
+bench: bench-eventstore bench-roster bench-media bench-application bench-review bench-ops bench-request-text ## every benchmark
 
 bench-eventstore: install ## eventkit append and replay vs eventsourcing vs raw SQL
 	@$(UV) run --frozen devstack exec --run-dir .run/bench -- \
@@ -73,6 +73,9 @@ bench-media: install ## media: the photo pipeline on a 3 MB 12-megapixel JPEG (o
 	@$(UV) run --frozen python bench/media_pipeline.py
 	@$(UV) run --frozen devstack exec --run-dir .run/bench-media -- \
 		$(UV) run --frozen python bench/media_upload.py
+
+bench-request-text: install ## servicekit: what the request text rule costs a 60-course body (in process)
+	@$(UV) run --frozen python bench/request_text.py
 
 stack-up: install ## start PostgreSQL, Kafka and SeaweedFS in the background (fixed ports)
 	@$(UV) run --frozen devstack up --run-dir $(RUN_DIR) --fixed-ports

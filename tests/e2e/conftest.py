@@ -29,6 +29,21 @@ from servicekit.testing import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+LAST = "test_openapi_seeded.py"  # its calls change the system's state: it goes last
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the seeded fuzzing after the lane's other tests, still inside the lane (the system
+    is package-scoped and stops after the lane's last test)."""
+    here = Path(__file__).parent
+    lane = [i for i, item in enumerate(items) if here in item.path.parents]
+    if not lane:
+        return
+    fuzz = [items[i] for i in lane if items[i].path.name == LAST]
+    rest = [items[i] for i in lane if items[i].path.name != LAST]
+    items[lane[0] : lane[-1] + 1] = rest + fuzz
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
     """Remember each phase's report on the test, so fixtures can tell a failed test."""

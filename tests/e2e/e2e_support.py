@@ -54,6 +54,7 @@ def _person(ticket: str) -> Person:
 ZHANG = _person("010118100001")
 LI = _person("010118100002")
 WANG = _person("010118100003")
+ZHAO = _person("010118100004")  # the seeded fuzzing's (test_openapi_seeded)
 LIU = _person("010118100005")
 CHEN = _person("010118100006")
 

@@ -38,6 +38,7 @@ from e2e_support import (
     WANG,
     Person,
     RunningSystem,
+    captcha_answer,
     certificate_jpeg,
     login,
     verify_every_projection,
@@ -85,11 +86,14 @@ async def test_workers_killed_mid_flow_lose_and_double_nothing(e2e_system: Runni
     async with httpx.AsyncClient(timeout=30) as http:
         # --- registrations; identity's worker killed while they are in flight --------------
         for a in people:
+            captcha = (await http.get(f"{identity}/api/identity/captcha")).json()
             created = await http.post(
                 f"{identity}/api/identity/candidates",
                 json={"ticket_number": a.person.ticket, "id_number": a.person.id_number,
                       "name": a.person.name, "password": CANDIDATE_PASSWORD,
-                      "mobile": "13812345678"},
+                      "mobile": "13812345678", "captcha_id": captcha["captcha_id"],
+                      "captcha_answer": await captcha_answer(
+                          system.dsn("identity"), captcha["captcha_id"])},
             )  # fmt: skip
             assert created.status_code == 201, created.text
             a.candidate_id = created.json()["candidate_id"]

@@ -22,11 +22,12 @@ from credential_verify_service.adapters.candidates import CANDIDATES_SCHEMA
 from credential_verify_service.entrypoints.api import build_app
 from devstack import Endpoints
 from servicekit.signing import IDENTITY_ISSUER, Ed25519KeyPair, issue_token
-from servicekit.testing import free_port, serve, serve_jwks
+from servicekit.testing import check_documented_answer, free_port, serve, serve_jwks
 
 pytestmark = pytest.mark.integration
 
-schema = schemathesis.openapi.from_dict(build_app().openapi())
+DOCUMENT = build_app().openapi()
+schema = schemathesis.openapi.from_dict(DOCUMENT)
 KEYPAIR = Ed25519KeyPair.generate("cv-fuzz")
 CANDIDATE_ID = uuid.uuid4()
 # 张建国 of the sandboxes' seed, so certificate checks and CHSI calls really happen.
@@ -128,6 +129,9 @@ def test_no_input_makes_a_server_error(
     case: schemathesis.Case, server: str, candidate: dict[str, str]
 ) -> None:
     response = case.call(base_url=server, headers=candidate, timeout=30)
+    check_documented_answer(
+        DOCUMENT, case.method, case.path, response.status_code, response.headers, response.text
+    )
     if response.status_code == 503 and _error_code(response.text) in TRY_AGAIN_LATER:
         [retry_after] = response.headers["retry-after"]  # schemathesis: name -> values
         assert int(retry_after) > 0

@@ -81,7 +81,8 @@ def wire(
 async def start() -> CredentialVerify:
     """Connect, migrate and wire the service from settings."""
     platform = PlatformSettings()
+    settings = CredentialSettings()  # refuses public development secrets before connecting
     dsn = platform.pg_dsn.get_secret_value()
     await prepare_database(dsn)
     pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
-    return wire(pool, CredentialSettings())
+    return wire(pool, settings)

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.base import DEV_ONLY_ID_FINGERPRINT_KEY
 from credential_verify_service.adapters._http import ProviderConfig
+from eventkit.settings import refuse_development_values
+
+# Public development values (the sandboxes' documented secrets, the dev fingerprint key): refused
+# unless EVENTKIT_DEV_MODE=true.
+DEV_ONLY_CHSI_SECRET = "chsi-sandbox-secret"  # noqa: S105
+DEV_ONLY_NEEA_SECRET = "neea-sandbox-secret"  # noqa: S105
+DEV_ONLY_FINGERPRINT_KEY = base64.b64encode(DEV_ONLY_ID_FINGERPRINT_KEY).decode()
 
 
 class CredentialSettings(BaseSettings):
@@ -26,12 +33,12 @@ class CredentialSettings(BaseSettings):
         default="http://127.0.0.1:8201",
         validation_alias=AliasChoices("CREDENTIAL_CHSI_URL", "PROVIDER_URL_CHSI"),
     )
-    chsi_secret: SecretStr = SecretStr("chsi-sandbox-secret")
+    chsi_secret: SecretStr = SecretStr(DEV_ONLY_CHSI_SECRET)
     neea_url: str = Field(
         default="http://127.0.0.1:8202",
         validation_alias=AliasChoices("CREDENTIAL_NEEA_URL", "PROVIDER_URL_NEEA"),
     )
-    neea_secret: SecretStr = SecretStr("neea-sandbox-secret")
+    neea_secret: SecretStr = SecretStr(DEV_ONLY_NEEA_SECRET)
     provider_timeout: float = Field(default=5.0, gt=0)
     # Where CHSI sends its signed callbacks: this service's public base URL.
     public_url: str = Field(
@@ -43,12 +50,24 @@ class CredentialSettings(BaseSettings):
         validation_alias=AliasChoices("CREDENTIAL_IDENTITY_URL", "SERVICE_URL_IDENTITY"),
     )
     id_fingerprint_key: SecretStr = Field(
-        default=SecretStr(base64.b64encode(DEV_ONLY_ID_FINGERPRINT_KEY).decode()),
+        default=SecretStr(DEV_ONLY_FINGERPRINT_KEY),
         validation_alias=AliasChoices("CREDENTIAL_ID_FINGERPRINT_KEY", "IDENTITY_LOOKUP_KEY"),
         description="base64; the same key identity fingerprints ID numbers with",
     )
     callback_tolerance_seconds: int = Field(default=300, ge=30, le=3600)
     expiry_sweep_seconds: float = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _no_development_secrets(self) -> CredentialSettings:
+        refuse_development_values(
+            self,
+            {
+                "chsi_secret": DEV_ONLY_CHSI_SECRET,
+                "neea_secret": DEV_ONLY_NEEA_SECRET,
+                "id_fingerprint_key": DEV_ONLY_FINGERPRINT_KEY,
+            },
+        )
+        return self
 
     def chsi(self) -> ProviderConfig:
         """How to reach CHSI."""

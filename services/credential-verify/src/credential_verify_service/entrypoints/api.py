@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from contracts.credential import CertificateExam
 from credential_verify_service import bootstrap
@@ -21,14 +21,14 @@ from servicekit.app import create_app, identity_verified_lifespan
 from servicekit.auth import CurrentCandidate, TokenVerifier
 from servicekit.context import correlation_id_of
 from servicekit.health import platform_kafka_check
+from servicekit.models import StrictRequest
+from servicekit.openapi import errors
 
 BASE = "/api/credentials"
 
 
-class Strict(BaseModel):
-    """Request bodies refuse unknown fields."""
-
-    model_config = ConfigDict(extra="forbid")
+class Strict(StrictRequest):
+    """Request bodies: unknown fields and control characters refused (servicekit)."""
 
 
 class AuthorizationRead(BaseModel):
@@ -203,6 +203,7 @@ def build_app(
         status_code=status.HTTP_201_CREATED,
         response_model=QrRead,
         tags=["degrees"],
+        responses=errors(502),
     )
     async def start_qr(request: Request, service: Service, candidate: CurrentCandidate) -> QrRead:
         """获取学信网二维码: open a CHSI authorisation and get its QR code."""
@@ -221,6 +222,7 @@ def build_app(
         f"{BASE}/degree-authorizations/{{authorization_id}}",
         response_model=AuthorizationRead,
         tags=["degrees"],
+        responses=errors(410),
     )
     async def authorization_status(
         authorization_id: uuid.UUID,
@@ -233,7 +235,12 @@ def build_app(
         view = await service.degrees.status(uuid.UUID(candidate.account_id), authorization_id)
         return AuthorizationRead.of(view)
 
-    @app.post(f"{BASE}/chsi/callback", response_model=CallbackAck, tags=["providers"])
+    @app.post(
+        f"{BASE}/chsi/callback",
+        response_model=CallbackAck,
+        tags=["providers"],
+        responses=errors(400, 401, 410, 422, 502),  # signed by CHSI: no bearer token
+    )
     async def chsi_callback(request: Request, service: Service) -> CallbackAck:
         """CHSI's signed notice that a candidate decided (X-CHSI-Signature)."""
         raw = await request.body()
@@ -245,6 +252,7 @@ def build_app(
         status_code=status.HTTP_201_CREATED,
         response_model=CodeRedeemed,
         tags=["degrees"],
+        responses=errors(410, 502),
     )
     async def redeem(
         body: CodeRedeem, request: Request, service: Service, candidate: CurrentCandidate
@@ -270,6 +278,7 @@ def build_app(
         status_code=status.HTTP_201_CREATED,
         response_model=CheckRead,
         tags=["certificates"],
+        responses=errors(502),
     )
     async def check(
         body: CheckCreate, request: Request, service: Service, candidate: CurrentCandidate
