@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from devstack import apt
+from devstack.apt import Runner
+
 CHROMIUM = Path("/usr/bin/chromium")
 PACKAGES = ("chromium", "fonts-noto-cjk")
 # Where Debian's fonts-noto-cjk puts its files (used when fc-list is not installed yet).
 NOTO_CJK_DIR = Path("/usr/share/fonts/opentype/noto")
-
-Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,7 @@ def current_plan(run: Runner = subprocess.run) -> Plan:
 
 
 def apt_commands(apt_get: str) -> list[list[str]]:
-    return [
-        [apt_get, "update", "-q"],
-        [apt_get, "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
-    ]
+    return apt.apt_commands(apt_get, PACKAGES)
 
 
 def ensure_browser_packages(
@@ -98,16 +96,11 @@ def ensure_browser_packages(
     apt_get = shutil.which("apt-get")
     assert apt_get is not None  # plan() said "install"
     say(f"browser   missing {', '.join(p.missing)}: apt-get install {packages}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in apt_commands(apt_get):
-        proc = run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-            say(
-                f"browser   `{' '.join(cmd)}` failed (rc={proc.returncode}); install {packages} "
-                f"by hand (browser tests fail without them):\n{tail}"
-            )
-            return False
+    if not apt.apt_install(
+        apt_get, PACKAGES, label="browser", without="browser tests fail without them",
+        run=run, say=say,
+    ):  # fmt: skip
+        return False
     return current_plan(run).action == "present"
 
 

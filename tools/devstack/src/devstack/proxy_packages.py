@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .browser_packages import Runner
+from devstack import apt
+from devstack.apt import Runner
 
 PACKAGE = "nginx-light"
 NGINX = Path("/usr/sbin/nginx")  # where Debian's nginx packages put the binary
@@ -38,10 +39,7 @@ def missing_nginx_message() -> str | None:
 
 
 def apt_commands(apt_get: str) -> list[list[str]]:
-    return [
-        [apt_get, "update", "-q"],
-        [apt_get, "install", "-y", "-q", "--no-install-recommends", PACKAGE],
-    ]
+    return apt.apt_commands(apt_get, [PACKAGE])
 
 
 def ensure_nginx(run: Runner = subprocess.run, say: Callable[[str], Any] = print) -> bool:
@@ -59,16 +57,11 @@ def ensure_nginx(run: Runner = subprocess.run, say: Callable[[str], Any] = print
         )
         return False
     say(f"proxy     missing nginx: apt-get install {PACKAGE}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in apt_commands(apt_get):
-        proc = run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-            say(
-                f"proxy     `{' '.join(cmd)}` failed (rc={proc.returncode}); install {PACKAGE} "
-                f"by hand (the reverse-proxy tests fail without it):\n{tail}"
-            )
-            return False
+    if not apt.apt_install(
+        apt_get, [PACKAGE], label="proxy", without="the reverse-proxy tests fail without it",
+        run=run, say=say,
+    ):  # fmt: skip
+        return False
     return nginx_binary() is not None
 
 
