@@ -39,7 +39,11 @@ CASES: list[tuple[type[BaseSettings], set[str], dict[str, str]]] = [
         {"IDENTITY_PII_KEY", "IDENTITY_LOOKUP_KEY"},
         {"IDENTITY_PII_KEY": key(b"p"), "IDENTITY_LOOKUP_KEY": key(b"l")},
     ),
-    (IdentitySettings, {"IDENTITY_CAPTCHA_SECRET"}, {"IDENTITY_CAPTCHA_SECRET": "s" * 40}),
+    (
+        IdentitySettings,
+        {"IDENTITY_CAPTCHA_SECRET", "IDENTITY_SMS_SECRET"},
+        {"IDENTITY_CAPTCHA_SECRET": "s" * 40, "IDENTITY_SMS_SECRET": "m" * 32},
+    ),
     (
         CredentialSettings,
         {"CREDENTIAL_CHSI_SECRET", "CREDENTIAL_NEEA_SECRET", "CREDENTIAL_ID_FINGERPRINT_KEY"},

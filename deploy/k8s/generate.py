@@ -77,7 +77,7 @@ class Svc:
     rps_target: int | None = None
     calls: tuple[str, ...] = ()  # services whose API this one calls over HTTP
     public: bool = False  # reached from the ingress controller
-    external_https: bool = False  # egress to the CHSI/NEEA providers
+    external_https: bool = False  # egress to the external providers (CHSI/NEEA, the SMS gateway)
     s3: bool = False
     config: dict[str, str] = field(default_factory=dict)
     secrets: tuple[tuple[str, str, str, bool], ...] = ()  # env, secret, key, optional
@@ -92,8 +92,10 @@ SERVICES: tuple[Svc, ...] = (
         ("100m", "500m"),
         ("192Mi", "384Mi"),
         hpa_max=10,
+        external_https=True,  # the SMS gateway (registration codes, ADR 0017)
         config={
             "IDENTITY_PII_KEY_ID": "k1",
+            "IDENTITY_SMS_URL": "https://sms.example.invalid",
             # the web UIs' pods forward the person's address (X-Forwarded-For) on login and
             # registration; identity believes it from them only (servicekit.context)
             "IDENTITY_TRUSTED_PROXIES": POD_NETWORK,
@@ -103,6 +105,7 @@ SERVICES: tuple[Svc, ...] = (
             ("IDENTITY_PII_RETIRED_KEYS", "identity-keys", "pii-retired-keys", True),
             ("IDENTITY_LOOKUP_KEY", "identity-keys", "lookup-key", False),
             ("IDENTITY_CAPTCHA_SECRET", "identity-keys", "captcha-secret", False),
+            ("IDENTITY_SMS_SECRET", "identity-sms", "sms-secret", False),
         ),
     ),
     Svc(

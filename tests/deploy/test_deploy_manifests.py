@@ -507,7 +507,7 @@ def test_only_the_paths_the_architecture_needs(docs: Docs) -> None:
         for peer in rule["to"]
         if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"
     }
-    assert public == {"credential-verify", "media"}  # providers; S3
+    assert public == {"credential-verify", "identity", "media"}  # providers (CHSI, NEEA, SMS); S3
     for name in SERVICES:
         rules = nps[f"{name}-egress"]["spec"]["egress"]
         pg = [r for r in rules if r["ports"] == [{"protocol": "TCP", "port": 5432}]]

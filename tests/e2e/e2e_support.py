@@ -77,6 +77,36 @@ async def captcha_answer(identity_dsn: str, captcha_id: str) -> str:
     return out.decode().strip()
 
 
+# --- SMS codes: read where a person reads them, from the SMS sandbox's messages -----------------
+
+
+async def latest_sms_code(running: RunningSystem, mobile: str) -> str:
+    """The 6-digit code in the newest message the SMS sandbox delivered to `mobile`."""
+    async with httpx.AsyncClient(base_url=running.url("sms-sandbox"), timeout=10) as http:
+        found = await http.post("/_sandbox/messages/search", json={"mobile": mobile})
+    found.raise_for_status()
+    messages = found.json()["messages"]
+    assert messages, "the SMS sandbox got no message for this number"
+    code = re.search(r"\d{6}", messages[0]["text"])
+    assert code is not None, messages[0]["text"]
+    return code.group(0)
+
+
+async def sms_code(http: httpx.AsyncClient, running: RunningSystem, mobile: str) -> str:
+    """Ask identity's API for a registration code to `mobile` (captcha solved); the code the
+    SMS sandbox received."""
+    identity = running.url("identity")
+    captcha = (await http.get(f"{identity}/api/identity/captcha")).json()
+    sent = await http.post(
+        f"{identity}/api/identity/sms-codes",
+        json={"mobile": mobile, "purpose": "register", "captcha_id": captcha["captcha_id"],
+              "captcha_answer": await captcha_answer(running.dsn("identity"),
+                                                     captcha["captcha_id"])},
+    )  # fmt: skip
+    assert sent.status_code == 202, sent.text
+    return await latest_sms_code(running, mobile)
+
+
 # --- the running system -------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from e2e_support import (
     RunningSystem,
     captcha_answer,
     certificate_jpeg,
+    latest_sms_code,
     verify_every_projection,
 )
 from playwright.async_api import Browser, Locator, Page, expect
@@ -67,14 +68,23 @@ async def test_a_case_from_registration_through_both_reviews_to_print(
     await page.get_by_label("准考证号").fill(ZHANG.ticket)
     await page.get_by_label("身份证号").fill(ZHANG.id_number)
     await page.get_by_label("姓名").fill(ZHANG.name)
-    await page.get_by_label("登录密码").fill(CANDIDATE_PASSWORD)
-    await page.get_by_label("确认密码").fill(CANDIDATE_PASSWORD)
     await page.get_by_label("手机号码").fill("13812345678")
     captcha_id = await page.locator('input[name="captcha_id"]').get_attribute("value")
     assert captcha_id, "the registration form shows a captcha"
-    await page.get_by_label("验证码").fill(
+    await page.get_by_label("验证码", exact=True).fill(
         await captcha_answer(e2e_system.dsn("identity"), captcha_id)
     )
+    # 获取短信验证码: the SMS sandbox receives the code, as the candidate's phone would
+    await page.get_by_role("button", name="获取短信验证码").click()
+    await expect(page.get_by_text("验证码已发送至138****5678")).to_be_visible()
+    await page.get_by_label("短信验证码").fill(await latest_sms_code(e2e_system, "13812345678"))
+    captcha_id = await page.locator('input[name="captcha_id"]').get_attribute("value")
+    assert captcha_id, "a new captcha"
+    await page.get_by_label("验证码", exact=True).fill(
+        await captcha_answer(e2e_system.dsn("identity"), captcha_id)
+    )
+    await page.get_by_label("登录密码").fill(CANDIDATE_PASSWORD)
+    await page.get_by_label("确认密码").fill(CANDIDATE_PASSWORD)
     await page.get_by_role("button", name="注册").click()
     await expect(page.get_by_text("注册成功")).to_be_visible()
     await shots.shot(page, "candidate-registered")

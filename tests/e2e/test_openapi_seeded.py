@@ -27,6 +27,7 @@ from e2e_support import (
     captcha_answer,
     certificate_jpeg,
     login,
+    sms_code,
 )
 from hypothesis import HealthCheck, given, settings
 
@@ -59,12 +60,13 @@ async def _seed(system: RunningSystem) -> Seeded:
             seeded.documents[service] = (
                 await http.get(f"{system.url(service)}/openapi.json")
             ).json()
+        code = await sms_code(http, system, "13912345678")
         captcha = (await http.get(f"{identity}/api/identity/captcha")).json()
         answer = await captcha_answer(system.dsn("identity"), captcha["captcha_id"])
         created = await http.post(
             f"{identity}/api/identity/candidates",
             json={"ticket_number": ZHAO.ticket, "id_number": ZHAO.id_number, "name": ZHAO.name,
-                  "password": CANDIDATE_PASSWORD, "mobile": "13912345678",
+                  "password": CANDIDATE_PASSWORD, "mobile": "13912345678", "sms_code": code,
                   "captcha_id": captcha["captcha_id"], "captcha_answer": answer},
         )  # fmt: skip
         assert created.status_code == 201, created.text

@@ -41,6 +41,7 @@ from e2e_support import (
     captcha_answer,
     certificate_jpeg,
     login,
+    sms_code,
     verify_every_projection,
 )
 
@@ -85,13 +86,15 @@ async def test_workers_killed_mid_flow_lose_and_double_nothing(e2e_system: Runni
     people = applicants()
     async with httpx.AsyncClient(timeout=30) as http:
         # --- registrations; identity's worker killed while they are in flight --------------
-        for a in people:
+        for index, a in enumerate(people):
+            mobile = f"1371234560{index}"
+            code = await sms_code(http, system, mobile)
             captcha = (await http.get(f"{identity}/api/identity/captcha")).json()
             created = await http.post(
                 f"{identity}/api/identity/candidates",
                 json={"ticket_number": a.person.ticket, "id_number": a.person.id_number,
                       "name": a.person.name, "password": CANDIDATE_PASSWORD,
-                      "mobile": "13812345678", "captcha_id": captcha["captcha_id"],
+                      "mobile": mobile, "sms_code": code, "captcha_id": captcha["captcha_id"],
                       "captcha_answer": await captcha_answer(
                           system.dsn("identity"), captcha["captcha_id"])},
             )  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 
 from eventkit.db import create_pool
 from eventkit.migrations import migrate
+from servicekit.testing import serve_in_process
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "application_service" / "migrations"
 
@@ -328,3 +329,12 @@ def window_kit() -> Any:
     from types import SimpleNamespace
 
     return SimpleNamespace(open=open_window_in, times=window_times, counts=record_counts)
+
+
+@pytest.fixture
+async def sms_url() -> AsyncIterator[str]:
+    """The SMS gateway sandbox served in this event loop: its URL (IDENTITY_SMS_URL)."""
+    from portal_support import sms_sandbox_app
+
+    async with serve_in_process(sms_sandbox_app()) as url:
+        yield url

@@ -42,10 +42,16 @@ from identity_service.bootstrap import wire as wire_identity
 from identity_service.domain.id_card import check_digit
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
-from identity_service.testing import IDENTITY_URL, SocketIdentity, captcha_answer, in_process
+from identity_service.testing import (
+    IDENTITY_URL,
+    SocketIdentity,
+    captcha_answer,
+    in_process,
+    latest_sms_code,
+)
 from servicekit.auth import TokenVerifier
 from servicekit.identity_client import IdentityClient
-from servicekit.testing import free_port, serve
+from servicekit.testing import free_port, serve, serve_in_process
 
 IDENTITY_MIGRATIONS = (
     Path(__file__).resolve().parents[2] / "identity/src/identity_service/migrations"
@@ -77,21 +83,46 @@ class PortalRig:
     app: Any
     credential_pool: asyncpg.Pool | None = None  # with `portal_rig(..., credential=...)`
     identity_server: SocketIdentity | None = None  # with `portal_rig(..., identity_socket=True)`
+    sms_url: str = ""  # the SMS sandbox identity sends through
 
     def client(self) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, client=("10.7.7.7", 50000))
         return httpx.AsyncClient(transport=transport, base_url="http://portal")
 
     async def register(self, client: httpx.AsyncClient, i: int, **changes: str) -> httpx.Response:
+        """Fill the form, press 获取短信验证码, read the code the SMS sandbox got, press 注册
+        (`changes` apply to the last step; a `mobile` that is not one gets no code)."""
         form = await client.get("/register")
         assert form.status_code == 200, form.text
-        fields = hidden(form.text, "/register")
-        data = {
-            **fields, "captcha_answer": await captcha_answer(self.identity, fields["captcha_id"]),
+        values = {
             "ticket_number": ticket(i), "id_number": id_number(i), "name": NAMES[i],
             "password": PASSWORD, "password_again": PASSWORD, "mobile": "13812345678",
+            **{k: v for k, v in changes.items() if k in ("ticket_number", "id_number", "name",
+                                                          "mobile")},
+        }  # fmt: skip
+        code = "000000"
+        if re.fullmatch(r"1[3-9]\d{9}", values["mobile"]) and "sms_code" not in changes:
+            form = await self.send_sms_code(client, form.text, values)
+            assert "验证码已发送至" in form.text, form.text
+            code = await latest_sms_code(self.sms_url, values["mobile"])
+        fields = hidden(form.text, "/register")
+        data = {
+            **fields, **values, "captcha_answer": await captcha_answer(self.identity,
+                                                                     fields["captcha_id"]),
+            "sms_code": code, "action": "register",
         }  # fmt: skip
         return await client.post("/register", data={**data, **changes})
+
+    async def send_sms_code(
+        self, client: httpx.AsyncClient, html: str, values: dict[str, str]
+    ) -> httpx.Response:
+        """Press 获取短信验证码 on the registration form `html` with `values` typed in."""
+        fields = hidden(html, "/register")
+        answer = await captcha_answer(self.identity, fields["captcha_id"])
+        return await client.post(
+            "/register",
+            data={**fields, **values, "captcha_answer": answer, "action": "send_sms"},
+        )
 
     async def login(
         self, client: httpx.AsyncClient, identifier: str, password: str = PASSWORD
@@ -279,7 +310,37 @@ async def portal_rig(
     await import_roster_file(
         roster, pool=service.pool, cipher=cipher, actor="ops:test", today=date(2026, 11, 28)
     )
-    identity = wire_identity(service.pool, IdentitySettings(), cipher, refresh_settings)
+    async with serve_in_process(sms_sandbox_app()) as sms_url:
+        identity = wire_identity(
+            service.pool, rig_identity_settings(sms_url), cipher, refresh_settings
+        )
+        async with _portal_rig(service, identity, identity_socket, credential) as rig:
+            rig.sms_url = sms_url
+            yield rig
+        await identity.sms_sender.aclose()  # type: ignore[attr-defined]
+
+
+def sms_sandbox_app() -> Any:
+    """The SMS gateway sandbox's app (served in process by the rigs)."""
+    from sandboxes import sms
+
+    return sms.create_app(fault_timeout=1.0)
+
+
+def rig_identity_settings(sms_url: str) -> IdentitySettings:
+    """Identity on the SMS sandbox at `sms_url`; sends not throttled (identity tests that)."""
+    return IdentitySettings(
+        sms_url=sms_url, sms_sends_per_mobile=10_000, sms_sends_per_address=10_000
+    )
+
+
+@asynccontextmanager
+async def _portal_rig(
+    service: bootstrap.ApplicationService,
+    identity: Identity,
+    identity_socket: bool,
+    credential: CredentialSetup | None,
+) -> AsyncIterator[PortalRig]:
     await identity.keys.ensure_key()
     service.settings = ApplicationSettings(secure_cookies=False, session_key=SESSION_KEY)
     if identity_socket:

@@ -42,7 +42,7 @@ from identity_service.bootstrap import Identity
 from identity_service.bootstrap import wire as wire_identity
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
-from identity_service.testing import captcha_answer
+from identity_service.testing import captcha_answer, latest_sms_code, sms_sandbox
 from servicekit.testing import print_logs, run_module, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -138,6 +138,7 @@ async def _journey(
             "EVENTKIT_LOG_JSON": "true"}  # fmt: skip
     with ExitStack() as system:
         chsi, neea = system.enter_context(chsi_neea_sandboxes(tmp_path))
+        sms_url = system.enter_context(sms_sandbox(tmp_path / "sms.log"))
 
         def start(name: str, package: str, extra: dict[str, str]) -> str:
             env = {**base, "EVENTKIT_PG_DSN": dsns[name], "EVENTKIT_SERVICE_NAME": name, **extra}
@@ -149,7 +150,7 @@ async def _journey(
             )
             return url
 
-        identity_url = start("identity", "identity_service", {})
+        identity_url = start("identity", "identity_service", {"IDENTITY_SMS_URL": sms_url})
         peers = {"SERVICE_URL_IDENTITY": identity_url}
         providers = {"PROVIDER_URL_CHSI": chsi, "PROVIDER_URL_NEEA": neea}
         credential_url = start("credential", "credential_verify_service", {**peers, **providers})
@@ -165,7 +166,7 @@ async def _journey(
         )  # fmt: skip
         try:
             await _candidate(page, screenshots, tmp_path, identity, portal, review_url,
-                             identity_url)  # fmt: skip
+                             identity_url, sms_url)  # fmt: skip
         except BaseException:
             print_logs(tmp_path)
             raise
@@ -190,18 +191,27 @@ async def _candidate(
     portal: str,
     review_url: str,
     identity_url: str,
+    sms_url: str,
 ) -> None:
-    # 考生注册 and 登录
+    # 考生注册 (获取短信验证码 first: the code is read from the SMS sandbox) and 登录
     await page.goto(f"{portal}/register")
     await page.get_by_label("准考证号").fill(ZHANG.ticket)
     await page.get_by_label("身份证号").fill(ZHANG.id_number)
     await page.get_by_label("姓名").fill(ZHANG.name)
-    await page.get_by_label("登录密码").fill(PASSWORD)
-    await page.get_by_label("确认密码").fill(PASSWORD)
     await page.get_by_label("手机号码").fill("13812345678")
     captcha_id = await page.locator('input[name="captcha_id"]').get_attribute("value")
     assert captcha_id, "the registration form shows a captcha"
-    await page.get_by_label("验证码").fill(await captcha_answer(identity, captcha_id))
+    await page.get_by_label("验证码", exact=True).fill(await captcha_answer(identity, captcha_id))
+    await page.get_by_role("button", name="获取短信验证码").click()
+    await expect(page.get_by_text("验证码已发送至138****5678")).to_be_visible()
+    await expect(page.get_by_label("姓名")).to_have_value(ZHANG.name)
+    code = await latest_sms_code(sms_url, "13812345678")
+    captcha_id = await page.locator('input[name="captcha_id"]').get_attribute("value")
+    assert captcha_id, "a new captcha"
+    await page.get_by_label("验证码", exact=True).fill(await captcha_answer(identity, captcha_id))
+    await page.get_by_label("短信验证码").fill(code)
+    await page.get_by_label("登录密码").fill(PASSWORD)
+    await page.get_by_label("确认密码").fill(PASSWORD)
     await shots.shot(page, "register")
     await page.get_by_role("button", name="注册").click()
     await expect(page.get_by_text("注册成功")).to_be_visible()

@@ -110,7 +110,7 @@ async def test_register_posts_the_form_and_returns_the_candidate_id() -> None:
         {("POST", "/api/identity/candidates"): answer(201, {"candidate_id": str(CANDIDATE)})}
     )
     got = await client.register(
-        "010118100001", ID_NUMBER, "张建国", "Zikao#2026", MOBILE,
+        "010118100001", ID_NUMBER, "张建国", "Zikao#2026", MOBILE, sms_code="123456",
         captcha_id=str(CAPTCHA), captcha_answer="ACDE",
     )  # fmt: skip
     assert got == CANDIDATE
@@ -120,6 +120,7 @@ async def test_register_posts_the_form_and_returns_the_candidate_id() -> None:
         "name": "张建国",
         "password": "Zikao#2026",
         "mobile": MOBILE,
+        "sms_code": "123456",
         "captcha_id": str(CAPTCHA),
         "captcha_answer": "ACDE",
     }
@@ -178,7 +179,9 @@ async def test_registration_refusals_keep_the_field_errors(  # identity names th
 ) -> None:
     client, _ = identity({("POST", "/api/identity/candidates"): answer(422, {"error": error})})
     with pytest.raises(PeerRefused) as caught:
-        await client.register("t", "i", "n", "p", "m", captcha_id="c", captcha_answer="a")
+        await client.register(
+            "t", "i", "n", "p", "m", sms_code="123456", captcha_id="c", captcha_answer="a"
+        )
     assert (caught.value.status, caught.value.code, caught.value.message) == (
         422,
         error["code"],
@@ -255,7 +258,9 @@ async def test_unusable_entries_and_registration_answers_are_unavailable() -> No
     with pytest.raises(PeerUnavailable):
         await client.entries(TOKEN)
     with pytest.raises(PeerUnavailable):
-        await client.register("t", "i", "n", "p", "m", captcha_id="c", captcha_answer="a")
+        await client.register(
+            "t", "i", "n", "p", "m", sms_code="123456", captcha_id="c", captcha_answer="a"
+        )
     await client.aclose()
 
 

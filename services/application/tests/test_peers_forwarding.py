@@ -29,7 +29,8 @@ async def test_registration_forwards_the_persons_address(
     peer = IdentityPeer("http://identity/", transport=httpx.MockTransport(identity))
     got = await peer.register(
         "010118100001", "140105199003152018", "张建国", "Zikao#2026", "13812345678",
-        captcha_id=str(uuid.uuid4()), captcha_answer="ACDE", client_ip=client_ip,
+        sms_code="123456", captcha_id=str(uuid.uuid4()), captcha_answer="ACDE",
+        client_ip=client_ip,
     )  # fmt: skip
     assert got == CANDIDATE
     assert seen[0].headers.get("x-forwarded-for") == header

@@ -28,6 +28,7 @@ from portal_support import (
     chsi_neea_sandboxes,
     credential_verify,
     relay_registration,
+    rig_identity_settings,
 )
 
 from application_service.adapters.peers import (
@@ -44,8 +45,7 @@ from identity_service.bootstrap import Identity, wire
 from identity_service.entrypoints.api import attach as identity_attach
 from identity_service.entrypoints.api import build_app as identity_app
 from identity_service.service_layer.roster import import_roster_file
-from identity_service.settings import IdentitySettings
-from identity_service.testing import captcha_answer
+from identity_service.testing import captcha_answer, sms_code_via
 from media_service import bootstrap as media_bootstrap
 from media_service.adapters.storage import ObjectStore, StorageConfig
 from media_service.entrypoints.api import attach as media_attach
@@ -85,7 +85,7 @@ async def databases(stack: Endpoints) -> AsyncIterator[dict[str, str]]:
 
 
 @pytest.fixture
-async def identity(database: str, tmp_path: Path) -> AsyncIterator[Identity]:
+async def identity(database: str, tmp_path: Path, sms_url: str) -> AsyncIterator[Identity]:
     """Identity wired on a fresh database, its roster holding the sandbox people."""
     await migrate(database, "identity", IDENTITY_MIGRATIONS)
     pool = await create_pool(database, min_size=1, max_size=10)
@@ -95,7 +95,7 @@ async def identity(database: str, tmp_path: Path) -> AsyncIterator[Identity]:
     await import_roster_file(
         roster, pool=pool, cipher=CIPHER, actor="ops:test", today=date(2026, 11, 28)
     )
-    wired = wire(pool, IdentitySettings(), CIPHER)
+    wired = wire(pool, rig_identity_settings(sms_url), CIPHER)
     await wired.keys.ensure_key()
     yield wired
     await pool.close()
@@ -132,11 +132,13 @@ class Candidate:
     token: str
 
 
-async def solved(identity: Identity) -> dict[str, str]:
-    """A fresh captcha of identity's and its answer, as register() takes them."""
+async def solved(identity: Identity, mobile: str = "13812345678") -> dict[str, str]:
+    """A fresh captcha of identity's and its answer, and an SMS code sent to `mobile` (read from
+    the SMS sandbox), as register() takes them."""
+    sms_code = await sms_code_via(identity, mobile)
     issued = await identity.captchas.issue()
     answer = await captcha_answer(identity, issued.captcha_id)
-    return {"captcha_id": str(issued.captcha_id), "captcha_answer": answer}
+    return {"captcha_id": str(issued.captcha_id), "captcha_answer": answer, "sms_code": sms_code}
 
 
 async def sign_up(
@@ -251,7 +253,7 @@ async def test_identity_refusals_keep_code_message_and_fields(
     assert again.value.message == "该考生已注册，请直接登录"
     with pytest.raises(PeerRefused) as bad_mobile:
         await identity_peer.register(
-            LI.ticket, LI.id_number, LI.name, PASSWORD, "12345", **await solved(identity)
+            LI.ticket, LI.id_number, LI.name, PASSWORD, "12345", **await solved(identity, "12345")
         )
     assert [f.field for f in bad_mobile.value.fields] == ["mobile"]
     with pytest.raises(PeerRefused) as empty:

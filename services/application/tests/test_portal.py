@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from portal_support import PortalRig, hidden, id_number, portal_rig, ticket
 
 from application_service import bootstrap
 from conftest import open_window_in
+from identity_service.testing import sms_messages
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +122,46 @@ async def test_the_json_api_keeps_json_errors(portal: PortalRig) -> None:
         assert response.json()["error"]["code"].startswith("auth.")
         missing = await client.get("/my/applications/not-a-uuid")
         assert missing.status_code in (303, 404, 422)
+
+
+async def test_the_sms_code_button_sends_and_keeps_what_was_typed(portal: PortalRig) -> None:
+    values = {"ticket_number": ticket(0), "id_number": id_number(0), "name": "张建国",
+              "mobile": "13812345678"}  # fmt: skip
+    async with portal.client() as client:
+        form = await client.get("/register")
+        assert "获取短信验证码" in form.text and 'name="sms_code"' in form.text
+        before = hidden(form.text, "/register")["captcha_id"]
+        sent = await portal.send_sms_code(client, form.text, values)
+        assert sent.status_code == 200, sent.text
+        assert "验证码已发送至138****5678" in sent.text and 'role="status"' in sent.text
+        assert 'value="张建国"' in sent.text and f'value="{ticket(0)}"' in sent.text
+        assert hidden(sent.text, "/register")["captcha_id"] != before, "a fresh captcha"
+        [message] = await sms_messages(portal.sms_url, "13812345678")
+        assert message["text"].startswith("【自考免考】您的注册验证码为")
+        no_mobile = await portal.send_sms_code(client, sent.text, {**values, "mobile": ""})
+        assert no_mobile.status_code == 422 and 'id="mobile-error"' in no_mobile.text
+        bad_mobile = await portal.send_sms_code(client, no_mobile.text, {**values, "mobile": "123"})
+        assert bad_mobile.status_code == 422 and 'id="mobile-error"' in bad_mobile.text
+        assert "请输入11位手机号码" in bad_mobile.text
+        wrong = await portal.register(client, 0, sms_code="000000")
+        assert wrong.status_code == 400, wrong.text
+        assert 'id="sms_code-error"' in wrong.text and "短信验证码" in wrong.text
+        empty = await portal.register(client, 0, sms_code="")
+        assert empty.status_code == 422 and "请输入短信验证码" in empty.text
+        assert (await portal.register(client, 0)).status_code == 303
+    async with portal.service.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM identity.candidate_accounts") == 1
+
+
+async def test_an_sms_gateway_away_keeps_the_form_and_says_retry(portal: PortalRig) -> None:
+    values = {"ticket_number": ticket(0), "id_number": id_number(0), "name": "张建国",
+              "mobile": "13812345678"}  # fmt: skip
+    async with httpx.AsyncClient(base_url=portal.sms_url) as http:
+        await http.post("/_sandbox/faults", json={"mode": "error", "count": 1})
+    async with portal.client() as client:
+        form = await client.get("/register")
+        away = await portal.send_sms_code(client, form.text, values)
+        assert away.status_code == 503, away.text
+        assert "短信服务暂时不可用，请稍后重试" in away.text and 'class="alert"' in away.text
+        assert 'value="张建国"' in away.text and int(away.headers["Retry-After"]) > 0
+    assert await sms_messages(portal.sms_url, "13812345678") == []

@@ -31,7 +31,7 @@ from eventkit.envelope import EventEnvelope
 from eventkit.projection import use_schema
 from identity_service.service_layer.accounts import RegisterCandidate
 from identity_service.service_layer.roster import import_roster_file
-from identity_service.testing import captcha_answer
+from identity_service.testing import captcha_answer, sms_code_via
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +96,8 @@ async def test_the_rosters_passed_courses_reach_the_application_and_are_never_cl
     await portal.identity.accounts.register(
         RegisterCandidate(
             ticket_number=ticket(0), id_number=id_number(0), name=NAMES[0], password=PASSWORD,
-            mobile=MOBILE, captcha_id=captcha.captcha_id,
+            mobile=MOBILE, sms_code=await sms_code_via(portal.identity, MOBILE),
+            captcha_id=captcha.captcha_id,
             captcha_answer=await captcha_answer(portal.identity, captcha.captcha_id),
             client="10.7.7.7",
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -13,6 +13,7 @@ from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from identity_service.bootstrap import Identity
 from identity_service.entrypoints.api import attach, build_app
+from identity_service.testing import sms_sandbox
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "identity_service" / "migrations"
 
@@ -24,6 +25,13 @@ async def identity_pool(database: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database, min_size=1, max_size=20)
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session")
+def sms_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The SMS sandbox as a process for the whole session: its URL (IDENTITY_SMS_URL)."""
+    with sms_sandbox(tmp_path_factory.mktemp("sms") / "sms.log") as url:
+        yield url
 
 
 @pytest.fixture

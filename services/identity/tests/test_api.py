@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,15 +21,23 @@ from prometheus_client import REGISTRY
 
 from identity_service.adapters.captcha import ALPHABET
 from identity_service.adapters.pii import PiiCipher
+from identity_service.adapters.sms import HttpSmsSender
 from identity_service.bootstrap import Identity, wire
 from identity_service.domain.id_card import check_digit
 from identity_service.entrypoints.api import attach, build_app
 from identity_service.service_layer.roster import import_roster_file
+from identity_service.service_layer.sms_codes import MAX_ATTEMPTS
 from identity_service.settings import IdentitySettings
-from identity_service.testing import captcha_answer
+from identity_service.testing import (
+    captcha_answer,
+    latest_sms_code,
+    request_sms_code,
+    sms_messages,
+)
 from servicekit.auth import StaticKeys, TokenVerifier
 from servicekit.errors import AppError
 from servicekit.signing import Ed25519KeyPair
+from servicekit.testing import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +57,7 @@ def ticket(i: int) -> str:
 
 
 @pytest.fixture
-async def service(identity_pool: asyncpg.Pool, tmp_path: Path) -> Identity:
+async def service(identity_pool: asyncpg.Pool, tmp_path: Path, sms_url: str) -> Identity:
     rows = [
         f"{ticket(i)},{id_number(i)},{NAMES[i]},男,140100,140105,580401,00015" for i in range(5)
     ]
@@ -58,9 +68,20 @@ async def service(identity_pool: asyncpg.Pool, tmp_path: Path) -> Identity:
     )
     # Concurrent hashes here wait for a slot as long as a loaded test machine needs; the 503
     # after a short wait is tested on its own.
-    identity = wire(identity_pool, IdentitySettings(password_hash_wait_seconds=30), CIPHER)
+    identity = wire(identity_pool, settings_for(sms_url), CIPHER)
     await identity.keys.ensure_key()
     return identity
+
+
+def settings_for(sms_url: str, **changes: Any) -> IdentitySettings:
+    """The SMS sandbox at `sms_url`; sends not throttled unless `changes` say (tested apart)."""
+    settings: dict[str, Any] = {
+        "password_hash_wait_seconds": 30,
+        "sms_url": sms_url,
+        "sms_sends_per_mobile": 1000,
+        "sms_sends_per_address": 1000,
+    }
+    return IdentitySettings(**{**settings, **changes})
 
 
 async def solve_captcha(client: httpx.AsyncClient, service: Identity) -> dict[str, str]:
@@ -90,9 +111,33 @@ def registration(i: int, **changes: str) -> dict[str, str]:
 async def register(
     client: httpx.AsyncClient, service: Identity, body: dict[str, str]
 ) -> httpx.Response:
-    """POST a registration with a solved captcha."""
+    """POST a registration with a solved captcha and the SMS code the sandbox got (a body with
+    its own `sms_code` keeps it)."""
+    code = body.get("sms_code") or await sms_code_for(client, service, body["mobile"])
     captcha = await solve_captcha(client, service)
-    return await client.post("/api/identity/candidates", json={**body, **captcha})
+    return await client.post("/api/identity/candidates", json={"sms_code": code, **body, **captcha})
+
+
+async def sms_code_for(client: httpx.AsyncClient, service: Identity, mobile: str) -> str:
+    """A registration code sent to `mobile`, read from the sandbox (a number that is not one
+    gets a made-up code: registration refuses the number first)."""
+    if not re.fullmatch(r"1[3-9]\d{9}", mobile):
+        return "000000"
+    return await request_sms_code(client, service, service_sms_url(service), mobile)
+
+
+async def with_code(
+    client: httpx.AsyncClient, service: Identity, body: dict[str, str]
+) -> dict[str, str]:
+    """`body` with a fresh SMS code for its mobile number."""
+    return {**body, "sms_code": await sms_code_for(client, service, body["mobile"])}
+
+
+def service_sms_url(service: Identity) -> str:
+    """The SMS sandbox the service sends through."""
+    sender = service.sms_sender
+    assert isinstance(sender, HttpSmsSender)
+    return str(sender.base_url)
 
 
 async def login(
@@ -213,9 +258,11 @@ async def test_bad_registrations_are_refused_and_write_nothing(
 async def test_concurrent_duplicate_registrations_make_one_account(
     client: httpx.AsyncClient, service: Identity
 ) -> None:
-    responses = await asyncio.gather(
-        *(register(client, service, registration(3)) for _ in range(6))
-    )
+    # Each attempt with its own number and code: they race on the roster entry alone.
+    bodies = [
+        await with_code(client, service, registration(3, mobile=f"1381234560{k}")) for k in range(6)
+    ]
+    responses = await asyncio.gather(*(register(client, service, body) for body in bodies))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201, 409, 409, 409, 409, 409]
     assert {error(r)["code"] for r in responses if r.status_code == 409} == {
@@ -464,7 +511,10 @@ async def test_a_replayed_or_unknown_registration_does_not_hash(
 ) -> None:
     assert (await register(client, service, registration(0))).status_code == 201
     before = hashes_started("hash"), hashes_started("verify")
-    replays = await asyncio.gather(*(register(client, service, registration(0)) for _ in range(8)))
+    bodies = [
+        await with_code(client, service, registration(0, mobile=f"1391234560{k}")) for k in range(8)
+    ]
+    replays = await asyncio.gather(*(register(client, service, body) for body in bodies))
     assert {r.status_code for r in replays} == {409}
     same_person_new_ticket = await register(
         client, service, registration(0, ticket_number=ticket(1))
@@ -480,7 +530,9 @@ async def test_when_every_hashing_slot_stays_busy_the_answer_is_503_with_retry_a
 ) -> None:
     busy = wire(
         identity_pool,
-        IdentitySettings(password_hash_limit=1, password_hash_wait_seconds=0.05),
+        settings_for(
+            service_sms_url(service), password_hash_limit=1, password_hash_wait_seconds=0.05
+        ),
         CIPHER,
     )
     assert busy.passwords.limit == 1
@@ -540,6 +592,7 @@ async def test_registration_needs_a_right_captcha_and_says_nothing_about_the_ros
     assert missing.status_code == 422 and error(missing)["code"] == "request.invalid"
     answers = []
     for body in (registration(0), registration(0, name="周八")):  # on the roster, and not
+        body = await with_code(client, service, body)
         captcha = await solve_captcha(client, service)
         wrong = "Q" if captcha["captcha_answer"] != "QQQQ" else "W"
         answers.append(
@@ -555,10 +608,12 @@ async def test_registration_needs_a_right_captcha_and_says_nothing_about_the_ros
         assert error(refused)["message"] == "验证码错误，请重新输入"
     assert await accounts_and_events(service) == (0, 0)
     spent = await solve_captcha(client, service)
+    right = await with_code(client, service, registration(0))
     assert (
-        await client.post("/api/identity/candidates", json={**registration(0), **spent})
+        await client.post("/api/identity/candidates", json={**right, **spent})
     ).status_code == 201
-    reused = await client.post("/api/identity/candidates", json={**registration(1), **spent})
+    other = await with_code(client, service, registration(1, mobile="13912345678"))
+    reused = await client.post("/api/identity/candidates", json={**other, **spent})
     assert reused.status_code == 400 and error(reused)["code"] == "identity.captcha_used"
 
 
@@ -581,7 +636,7 @@ async def test_probing_one_roster_entry_is_locked_from_every_address(
         await conn.execute(
             "UPDATE identity.login_throttle SET locked_until = now() - interval '1s'"
         )
-    assert all(r["key"].startswith("reg:") for r in keys), "apart from the login counters"
+    assert not [r for r in keys if r["key"].startswith(("acct:", "ip:"))], "not the login's"
     assert id_number(0) not in str([r["key"] for r in keys])
     assert (await register(client, service, registration(0))).status_code == 201, "ends by itself"
     assert await accounts_and_events(service) == (2, 2)
@@ -601,3 +656,239 @@ async def test_walking_the_roster_from_one_address_is_locked(
         login_elsewhere = await login(elsewhere, service, ticket(0))
     assert login_elsewhere.status_code == 200
     assert (await login(client, service, ticket(0))).status_code == 200, "logins count apart"
+
+
+SMS_MOBILE = "13812345678"
+
+
+async def send_code(client: httpx.AsyncClient, service: Identity, **changes: Any) -> httpx.Response:
+    captcha = await solve_captcha(client, service)
+    body = {"mobile": SMS_MOBILE, "purpose": "register", **captcha, **changes}
+    return await client.post("/api/identity/sms-codes", json=body)
+
+
+async def test_a_code_is_sent_in_chinese_and_registers_once(
+    client: httpx.AsyncClient, service: Identity, sms_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sent = await send_code(client, service)
+    assert sent.status_code == 202, sent.text
+    assert sent.json() == {"mobile_masked": "138****5678", "expires_in": 300}
+    [message, *_] = await sms_messages(sms_url, SMS_MOBILE)
+    code = message["params"]["code"]
+    assert len(code) == 6 and code.isdigit()
+    assert message["text"] == f"【自考免考】您的注册验证码为{code}，5分钟内有效。"
+    async with service.pool.acquire() as conn:
+        stored = await conn.fetch("SELECT * FROM identity.sms_codes")
+    assert len(stored) == 1 and await accounts_and_events(service) == (0, 0)
+    assert SMS_MOBILE not in str(dict(stored[0])) and code not in str(dict(stored[0]))
+    created = await register(client, service, registration(0, sms_code=code))
+    assert created.status_code == 201, created.text
+    reused = await register(client, service, registration(1, sms_code=code))
+    assert reused.status_code == 400
+    assert error(reused)["code"] == "identity.sms_code_used"
+    assert error(reused)["field"] == "sms_code"
+    assert error(reused)["message"] == "短信验证码已使用，请重新获取"
+    assert await accounts_and_events(service) == (1, 1)
+    async with service.pool.acquire() as conn:
+        payloads = await conn.fetch("SELECT payload::text FROM eventkit.events")
+    assert all(SMS_MOBILE not in r["payload"] for r in payloads)
+    assert SMS_MOBILE not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("problem", "code", "message"),
+    [
+        ("wrong", "identity.sms_code_wrong", "短信验证码错误，请重新输入"),
+        ("expired", "identity.sms_code_expired", "短信验证码已过期，请重新获取"),
+        ("other_mobile", "identity.sms_code_missing", "请先获取短信验证码"),
+        ("never_sent", "identity.sms_code_missing", "请先获取短信验证码"),
+        ("superseded", "identity.sms_code_wrong", "短信验证码错误，请重新输入"),
+    ],
+)
+async def test_bad_codes_are_refused_and_write_nothing(
+    client: httpx.AsyncClient, service: Identity, sms_url: str, problem: str, code: str,
+    message: str,
+) -> None:  # fmt: skip
+    body = registration(0)
+    if problem != "never_sent":
+        typed = await request_sms_code(client, service, sms_url, "13900001111")
+        body["mobile"] = "13900001111"
+    if problem == "wrong":
+        typed = f"{(int(typed) + 1) % 1_000_000:06d}"
+    elif problem == "expired":
+        async with service.pool.acquire() as conn:
+            await conn.execute("UPDATE identity.sms_codes SET expires_at = now() - interval '1s'")
+    elif problem == "other_mobile":
+        body["mobile"] = "13700002222"  # the code went to 13900001111
+    elif problem == "never_sent":
+        typed = "123456"
+    elif problem == "superseded":
+        await request_sms_code(client, service, sms_url, "13900001111")  # a newer one counts
+    refused = await register(client, service, {**body, "sms_code": typed})
+    assert refused.status_code == 400, refused.text
+    assert (error(refused)["code"], error(refused)["message"]) == (code, message)
+    assert error(refused)["field"] == "sms_code"
+    assert await accounts_and_events(service) == (0, 0)
+
+
+async def test_a_code_takes_a_few_tries_only(
+    client: httpx.AsyncClient, service: Identity, sms_url: str
+) -> None:
+    code = await request_sms_code(client, service, sms_url, SMS_MOBILE)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    codes = []
+    for _ in range(MAX_ATTEMPTS):
+        refused = await register(client, service, registration(0, sms_code=wrong))
+        codes.append(error(refused)["code"])
+    assert codes == ["identity.sms_code_wrong"] * (MAX_ATTEMPTS - 1) + [
+        "identity.sms_code_exhausted"
+    ]
+    right = await register(client, service, registration(0, sms_code=code))
+    assert right.status_code == 400 and error(right)["code"] == "identity.sms_code_exhausted"
+    assert (await register(client, service, registration(0))).status_code == 201, "a new code"
+
+
+async def test_a_roster_refusal_does_not_spend_the_code(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    body = await with_code(client, service, registration(0))
+    assert (await register(client, service, {**body, "name": "周八"})).status_code == 422
+    assert (await register(client, service, body)).status_code == 201
+
+
+async def test_sends_are_throttled_per_mobile_and_per_address(
+    identity_pool: Any, service: Identity, sms_url: str
+) -> None:
+    limited = wire(
+        identity_pool,
+        settings_for(sms_url, sms_sends_per_mobile=3, sms_sends_per_address=5),
+        CIPHER,
+    )
+    async with client_at(limited, "10.40.0.1") as one:
+        statuses = [(await send_code(one, limited)).status_code for _ in range(4)]
+        assert statuses == [202, 202, 202, 429]
+        locked = await send_code(one, limited)
+        assert error(locked)["code"] == "identity.sms_send_locked"
+        assert "分钟后再试" in error(locked)["message"]
+        assert int(locked.headers["Retry-After"]) > 60
+        others = [
+            (await send_code(one, limited, mobile=f"1391111000{k}")).status_code for k in range(3)
+        ]
+        assert others == [202, 202, 429], "the address's five sends are used up"
+    async with client_at(limited, "10.40.0.2") as elsewhere:
+        assert (await send_code(elsewhere, limited)).status_code == 429, "the number is locked"
+        assert (await send_code(elsewhere, limited, mobile="13922220000")).status_code == 202
+    assert len(await sms_messages(sms_url, SMS_MOBILE)) >= 3
+    async with identity_pool.acquire() as conn:
+        keys = [r["key"] for r in await conn.fetch("SELECT key FROM identity.login_throttle")]
+    assert all(k.startswith("sms:") for k in keys) and SMS_MOBILE not in str(keys)
+    await close_sms(limited)
+
+
+async def test_the_answer_does_not_say_whether_an_account_exists(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    assert (await register(client, service, registration(0))).status_code == 201
+    registered = await send_code(client, service)
+    fresh = await send_code(client, service, mobile="13700009999")
+    assert (registered.status_code, fresh.status_code) == (202, 202)
+    assert registered.json().keys() == fresh.json().keys()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"mobile": "12345"}, "mobile"),
+        ({"mobile": "1381234\x005678"}, "mobile"),
+        ({"purpose": "login"}, "purpose"),
+        ({"purpose": None}, "purpose"),
+        ({"mobile": None}, "mobile"),
+        ({"captcha_answer": "AB\x07C"}, "captcha_answer"),
+        ({"extra": "x"}, "extra"),
+    ],
+)
+async def test_bad_send_requests_are_refused(
+    client: httpx.AsyncClient, service: Identity, sms_url: str, changes: dict[str, Any],
+    field: str,
+) -> None:  # fmt: skip
+    captcha = await solve_captcha(client, service)
+    body = {"mobile": SMS_MOBILE, "purpose": "register", **captcha, **changes}
+    body = {k: v for k, v in body.items() if v is not None}
+    refused = await client.post("/api/identity/sms-codes", json=body)
+    assert 400 <= refused.status_code < 500, refused.text
+    assert field in refused.text
+    assert await sms_messages(sms_url, "12345") == []
+
+
+async def test_registration_without_a_code_or_with_control_characters_is_refused(
+    client: httpx.AsyncClient, service: Identity
+) -> None:
+    body = await with_code(client, service, registration(0))
+    for changes in ({"sms_code": None}, {"sms_code": "12\x003456"}, {"sms_code": ""}):
+        captcha = await solve_captcha(client, service)
+        sent = {k: v for k, v in {**body, **captcha, **changes}.items() if v is not None}
+        refused = await client.post("/api/identity/candidates", json=sent)
+        assert refused.status_code == 422, refused.text
+        assert error(refused)["code"] == "request.invalid" and "sms_code" in refused.text
+    assert await accounts_and_events(service) == (0, 0)
+
+
+async def test_a_gateway_away_answers_503_with_retry_after(
+    identity_pool: Any, service: Identity, sms_url: str
+) -> None:
+    down = wire(
+        identity_pool,
+        settings_for(f"http://127.0.0.1:{free_port()}", sms_timeout_seconds=1),
+        CIPHER,
+    )
+    async with client_at(down, "10.50.0.1") as c:
+        refused = await send_code(c, down)
+    assert refused.status_code == 503, refused.text
+    assert error(refused)["code"] == "identity.sms_unavailable"
+    assert error(refused)["message"] == "短信服务暂时不可用，请稍后重试"
+    assert int(refused.headers["Retry-After"]) > 0
+    async with httpx.AsyncClient(base_url=sms_url) as http:
+        await http.post("/_sandbox/faults", json={"mode": "error", "count": 1})
+        async with client_at(service, "10.50.0.2") as c:
+            failed = await send_code(c, service, mobile="13733334444")
+            assert failed.status_code == 503 and "Retry-After" in failed.headers
+            await http.post("/_sandbox/faults", json={"mode": "garbage", "count": 1})
+            garbage = await send_code(c, service, mobile="13733334444")
+            assert garbage.status_code == 503
+            assert (await send_code(c, service, mobile="13733334444")).status_code == 202
+    async with identity_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM identity.sms_codes") == 1, "no dead codes"
+    await close_sms(down)
+
+
+async def test_a_slow_gateway_times_out_into_a_503(
+    identity_pool: Any, service: Identity, sms_url: str
+) -> None:
+    slow = wire(identity_pool, settings_for(sms_url, sms_timeout_seconds=0.5), CIPHER)
+    async with httpx.AsyncClient(base_url=sms_url) as http:
+        await http.post("/_sandbox/faults", json={"mode": "timeout", "count": 1})
+        async with client_at(slow, "10.60.0.1") as c:
+            refused = await send_code(c, slow)
+        await http.post("/_sandbox/faults", json={"mode": "none", "count": 0})
+    assert refused.status_code == 503 and "Retry-After" in refused.headers
+    await close_sms(slow)
+
+
+async def test_the_code_is_read_from_the_sandbox(
+    client: httpx.AsyncClient, service: Identity, sms_url: str
+) -> None:
+    assert (await send_code(client, service)).status_code == 202
+    assert len(await latest_sms_code(sms_url, SMS_MOBILE)) == 6
+    app = build_app()
+    attach(app, service)
+    assert "/api/identity/sms-codes" in app.openapi()["paths"]
+    documented = app.openapi()["paths"]["/api/identity/sms-codes"]["post"]["responses"]
+    assert {"202", "429", "503"} <= documented.keys()
+
+
+async def close_sms(identity: Identity) -> None:
+    """Close a second wiring's gateway client (its pool is the test's)."""
+    sender = identity.sms_sender
+    assert isinstance(sender, HttpSmsSender)
+    await sender.aclose()

@@ -147,7 +147,17 @@ def test_rotate_signing_key_and_sweep(dsn: str, capsys: pytest.CaptureFixture[st
         " VALUES ('acct:staff:old', 1, now() - interval '2 days'),"
         " ('acct:staff:new', 1, now())",
     )
+    query(
+        dsn,
+        "INSERT INTO identity.sms_codes (id, purpose, mobile_hash, code_hash, expires_at) VALUES"
+        " (gen_random_uuid(), 'register', 'old', decode('00', 'hex'), now() - interval '2 hours'),"
+        " (gen_random_uuid(), 'register', 'new', decode('00', 'hex'), now() + interval '5 min')",
+    )
     assert main(["sweep"]) == 0
-    assert "验证码 captchas 1 · 登录计数 login counters 1" in capsys.readouterr().out
+    assert (
+        "验证码 captchas 1 · 短信验证码 SMS codes 1 · 登录计数 login counters 1"
+        in capsys.readouterr().out
+    )
     assert query(dsn, "SELECT count(*) AS n FROM identity.captchas") == [{"n": 0}]
+    assert query(dsn, "SELECT mobile_hash FROM identity.sms_codes") == [{"mobile_hash": "new"}]
     assert query(dsn, "SELECT key FROM identity.login_throttle") == [{"key": "acct:staff:new"}]

@@ -47,7 +47,7 @@ from identity_service.bootstrap import wire as wire_identity
 from identity_service.domain.id_card import check_digit
 from identity_service.service_layer.roster import import_roster_file
 from identity_service.settings import IdentitySettings
-from identity_service.testing import captcha_answer
+from identity_service.testing import captcha_answer, request_sms_code, sms_sandbox
 from servicekit.testing import print_logs, run_module, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -173,8 +173,10 @@ async def _journey(
         "EVENTKIT_LOG_JSON": "true",
     }
     with ExitStack() as processes:
+        sms_url = processes.enter_context(sms_sandbox(tmp_path / "sms.log"))
         identity_env = {**base_env, "EVENTKIT_PG_DSN": dsns["identity"],
-                        "EVENTKIT_SERVICE_NAME": "identity"}  # fmt: skip
+                        "EVENTKIT_SERVICE_NAME": "identity",
+                        "IDENTITY_SMS_URL": sms_url}  # fmt: skip
         identity_url = processes.enter_context(
             serve("identity_service.entrypoints.api:app", identity_env, tmp_path / "identity.log")
         )
@@ -203,7 +205,7 @@ async def _journey(
         try:
             await _reviewing(
                 stack, chromium, page, console_errors, screenshots, identity, identity_url,
-                media_url, review_url, dsns, pools, ticket,
+                media_url, review_url, dsns, pools, ticket, sms_url,
             )  # fmt: skip
         except BaseException:
             print_logs(tmp_path)
@@ -223,14 +225,17 @@ async def _reviewing(
     dsns: dict[str, str],
     pools: list[asyncpg.Pool],
     ticket: str,
+    sms_url: str,
 ) -> None:
     # --- the candidate registers, logs in and uploads the certificate photo, for real ---------
+    async with httpx.AsyncClient(timeout=20, base_url=identity_url) as identity_http:
+        sms_code = await request_sms_code(identity_http, identity, sms_url, "13812345678")
     async with httpx.AsyncClient(timeout=20) as http:
         captcha = (await http.get(f"{identity_url}/api/identity/captcha")).json()
         created = await http.post(
             f"{identity_url}/api/identity/candidates",
             json={"ticket_number": ticket, "id_number": id_number(), "name": "张建国",
-                  "password": CANDIDATE_PASSWORD, "mobile": "13812345678",
+                  "password": CANDIDATE_PASSWORD, "mobile": "13812345678", "sms_code": sms_code,
                   "captcha_id": captcha["captcha_id"],
                   "captcha_answer": await captcha_answer(identity, captcha["captcha_id"])},
         )  # fmt: skip

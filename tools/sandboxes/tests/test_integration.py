@@ -157,7 +157,7 @@ def test_callback_retried_after_500(chsi_server: str, receiver: Receiver) -> Non
         _verify(headers, body)
 
 
-@pytest.mark.parametrize("provider", ["chsi", "neea"])
+@pytest.mark.parametrize("provider", ["chsi", "neea", "sms"])
 def test_cli_serves_healthz(provider: str) -> None:
     port = _free_port()
     process = subprocess.Popen(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network
@@ -19,9 +21,11 @@ from identity_service.adapters.passwords import Passwords
 from identity_service.adapters.pii import PiiCipher, PiiSettings
 from identity_service.adapters.refresh_tokens import RefreshSettings, RefreshTokens
 from identity_service.adapters.signing_keys import SigningKeys
+from identity_service.adapters.sms import HttpSmsSender, SmsSender
 from identity_service.adapters.throttle import LoginThrottle
 from identity_service.service_layer.accounts import CandidateAccounts
 from identity_service.service_layer.profile import CandidateProfiles
+from identity_service.service_layer.sms_codes import SmsCodes, send_policy
 from identity_service.service_layer.staff import StaffAccounts
 from identity_service.service_layer.tokens import Tokens
 from identity_service.settings import IdentitySettings
@@ -42,6 +46,8 @@ class Identity:
     tokens: Tokens
     staff: StaffAccounts
     passwords: Passwords
+    sms_codes: SmsCodes
+    sms_sender: SmsSender
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For counts
 
     def client_of(self, request: Request) -> str:
@@ -49,7 +55,9 @@ class Identity:
         return client_address(request, self.trusted_proxies)
 
     async def close(self) -> None:
-        """Release the database pool."""
+        """Release the SMS gateway's connections and the database pool."""
+        if isinstance(self.sms_sender, HttpSmsSender):
+            await self.sms_sender.aclose()
         await self.pool.close()
 
 
@@ -58,9 +66,11 @@ def wire(
     settings: IdentitySettings,
     cipher: PiiCipher,
     refresh_settings: RefreshSettings | None = None,
+    sms: SmsSender | None = None,
 ) -> Identity:
     """Build the service on an existing pool (tests pass theirs); the refresh tokens' grace
-    interval from IDENTITY_REFRESH_GRACE_SECONDS unless `refresh_settings` says."""
+    interval from IDENTITY_REFRESH_GRACE_SECONDS unless `refresh_settings` says; the SMS gateway
+    over HTTP at IDENTITY_SMS_URL unless `sms` is given."""
     store = EventStore(pool)
     captchas = CaptchaStore(
         pool,
@@ -76,9 +86,27 @@ def wire(
     throttle = LoginThrottle(pool)
     passwords = Passwords(settings.password_hash_limit, settings.password_hash_wait_seconds)
     staff = StaffAccounts(pool, store, captchas, throttle, passwords)
+    sender = sms or HttpSmsSender(
+        settings.sms_url,
+        settings.sms_secret.get_secret_value(),
+        timeout=settings.sms_timeout_seconds,
+    )
+    # The codes' hash key, derived from the captcha secret (refused when public, like it).
+    code_key = hmac.new(
+        settings.captcha_secret.get_secret_value().encode(), b"identity.sms_codes", hashlib.sha256
+    ).digest()
+    sms_codes = SmsCodes(
+        pool,
+        code_key,
+        sender,
+        captchas,
+        policy=send_policy(settings.sms_sends_per_mobile, settings.sms_sends_per_address),
+    )
     return Identity(
         pool=pool,
-        accounts=CandidateAccounts(pool, cipher, store, captchas, throttle, passwords),
+        accounts=CandidateAccounts(
+            pool, cipher, store, captchas, throttle, passwords, sms_codes=sms_codes
+        ),
         profiles=CandidateProfiles(pool, cipher, store),
         captchas=captchas,
         keys=keys,
@@ -90,6 +118,8 @@ def wire(
         ),
         staff=staff,
         passwords=passwords,
+        sms_codes=sms_codes,
+        sms_sender=sender,
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 

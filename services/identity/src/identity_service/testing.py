@@ -5,6 +5,9 @@ End-to-end tests drive the running system from outside and import no service; th
 answer with `python -m identity_service.testing captcha-answer --dsn DSN CAPTCHA_ID` (identity's
 settings from the environment, as the running service has them). Never installed as a command.
 
+SMS codes are read where a person reads them: from the SMS sandbox's messages (`sms_sandbox`,
+`latest_sms_code`), never from identity's database.
+
 A captcha's answer is stored only as a keyed hash; with the wired service (its secret) a test
 finds the answer by trying the 390,625 four-character answers (well under a second). Never used
 by the service itself.
@@ -15,10 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
+import re
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.requests import Request
@@ -27,9 +34,10 @@ from starlette.types import ASGIApp
 
 from identity_service.adapters.captcha import ALPHABET, LENGTH
 from identity_service.bootstrap import Identity
+from identity_service.settings import DEV_ONLY_SMS_SECRET
 from servicekit.auth import JwksClient, TokenVerifier
 from servicekit.signing import IDENTITY_ISSUER
-from servicekit.testing import free_port, serve_in_process
+from servicekit.testing import free_port, serve, serve_in_process
 
 IDENTITY_URL = "http://identity"  # the base URL clients of `in_process` use
 
@@ -116,6 +124,71 @@ def unavailable_app() -> ASGIApp:
     return Starlette(
         routes=[Route("/{path:path}", _answering_503, methods=["GET", "POST", "PUT", "DELETE"])]
     )
+
+
+@contextmanager
+def sms_sandbox(log_path: Path) -> Iterator[str]:
+    """The SMS gateway sandbox (`sandboxes.sms:app`, its public secret) as a uvicorn process:
+    its base URL, for IDENTITY_SMS_URL."""
+    env = {**os.environ, "SANDBOX_SMS_SECRET": DEV_ONLY_SMS_SECRET}
+    with serve("sandboxes.sms:app", env, log_path, ready_path="/healthz") as url:
+        yield url
+
+
+async def sms_messages(sandbox_url: str, mobile: str) -> list[dict[str, Any]]:
+    """The messages the SMS sandbox delivered to `mobile`, newest first (its test-only read
+    endpoint, docs/providers.md)."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+        response = await http.post("/_sandbox/messages/search", json={"mobile": mobile})
+        response.raise_for_status()
+        messages: list[dict[str, Any]] = response.json()["messages"]
+        return messages
+
+
+async def latest_sms_code(sandbox_url: str, mobile: str) -> str:
+    """The 6-digit code in the newest message to `mobile` (AssertionError when there is none)."""
+    messages = await sms_messages(sandbox_url, mobile)
+    assert messages, f"no SMS to {mobile[:3]}****{mobile[-4:]}"
+    found = re.search(r"\d{6}", messages[0]["text"])
+    assert found is not None, messages[0]["text"]
+    return found.group(0)
+
+
+async def request_sms_code(
+    client: httpx.AsyncClient, identity: Identity, sandbox_url: str, mobile: str
+) -> str:
+    """Ask identity's API (on `client`) for a registration code to `mobile`, solving the captcha,
+    and read the code the SMS sandbox received."""
+    captcha = (await client.get("/api/identity/captcha")).json()
+    sent = await client.post(
+        "/api/identity/sms-codes",
+        json={
+            "mobile": mobile,
+            "purpose": "register",
+            "captcha_id": captcha["captcha_id"],
+            "captcha_answer": await captcha_answer(identity, captcha["captcha_id"]),
+        },
+    )
+    assert sent.status_code == 202, sent.text
+    return await latest_sms_code(sandbox_url, mobile)
+
+
+async def sms_code_via(identity: Identity, mobile: str, client: str = "10.9.9.9") -> str:
+    """A registration code sent to `mobile` through the wired service (captcha solved), read
+    from the SMS sandbox it sends through (a number that is not one gets a made-up code)."""
+    from identity_service.adapters.sms import HttpSmsSender
+    from identity_service.service_layer.sms_codes import Purpose, SendSmsCode
+
+    if not re.fullmatch(r"1[3-9]\d{9}", mobile):
+        return "000000"
+    sender = identity.sms_sender
+    assert isinstance(sender, HttpSmsSender), "needs the HTTP sender on a sandbox"
+    captcha = await identity.captchas.issue()
+    answer = await captcha_answer(identity, captcha.captcha_id)
+    await identity.sms_codes.send(
+        SendSmsCode(mobile, Purpose.REGISTER, captcha.captcha_id, answer, client)
+    )
+    return await latest_sms_code(sender.base_url, mobile)
 
 
 async def captcha_answer(identity: Identity, captcha_id: uuid.UUID | str) -> str:

@@ -336,6 +336,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"http://127.0.0.1:{ports.get('application', 8102)}",
                     f"http://127.0.0.1:{ports.get('review', 8105)}",
                     f"http://127.0.0.1:{chsi}",
+                    f"http://127.0.0.1:{ports.get('sms-sandbox', 8203)}",
                 ):
                     print(line)
             else:

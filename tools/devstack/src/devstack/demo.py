@@ -110,14 +110,19 @@ def seed(endpoints: Endpoints, run_dir: Path, system: System = DEFAULT) -> list[
     return lines
 
 
-def walkthrough(portal: str, review: str, chsi: str) -> list[str]:
+def walkthrough(
+    portal: str, review: str, chsi: str, sms: str = "http://127.0.0.1:8203"
+) -> list[str]:
     """A short walkthrough with the demo logins, for the terminal."""
     first = ROSTER[0]
     return [
         "demo walkthrough:",
         f"  1. {portal}/register — 考生注册: 准考证号 {first[0]}, 身份证号 {first[1]},",
         f"     姓名 {first[2]},",
-        "     a password of your own (8+ characters, letters and digits), any mobile number",
+        "     any mobile number and the captcha, 获取短信验证码; the SMS sandbox got the code:",
+        f"     curl -s {sms}/_sandbox/messages/search -H 'content-type: application/json'",
+        """     -d '{"mobile": "<the number>"}'; then 短信验证码, a password of your own""",
+        "     (8+ characters, letters and digits), the new captcha, 注册",
         f"  2. {portal}/login — log in, then 学历验证: 获取学信网二维码; open the link under the",
         f"     QR code (the CHSI app sandbox, {chsi}), sign in as 张建国 with password",
         "     sandbox-zhang and approve chsi-rec-0001",

@@ -64,6 +64,7 @@ class Sandbox:
 SANDBOXES = (
     Sandbox("chsi-sandbox", "chsi", 8201),
     Sandbox("neea-sandbox", "neea", 8202),
+    Sandbox("sms-sandbox", "sms", 8203),
 )
 SANDBOX_CLI = Path("tools/sandboxes/src/sandboxes/cli.py")
 

@@ -1,4 +1,4 @@
-"""`sandboxes chsi|neea`: run one provider sandbox with uvicorn."""
+"""`sandboxes chsi|neea|sms`: run one provider sandbox with uvicorn."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from sandboxes import chsi, neea
+from sandboxes import chsi, neea, sms
 from sandboxes.faults import DEFAULT_FAULT_TIMEOUT
 
 
@@ -18,6 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, port, title in (
         ("chsi", 8201, "CHSI (学信网): QR authorisation and verification codes"),
         ("neea", 8202, "NEEA certificate query: CET, PETS, NCRE, NIT"),
+        ("sms", 8203, "SMS gateway (短信网关): template messages, readable by tests"),
     ):
         cmd = sub.add_parser(name, help=title, description=title)
         cmd.add_argument("--host", default="127.0.0.1")
@@ -49,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = chsi.create_app(
             secret=args.secret or os.environ.get("SANDBOX_CHSI_SECRET", "chsi-sandbox-secret"),
             public_url=public_url,
+            fault_timeout=args.fault_timeout,
+        )
+    elif args.provider == "sms":
+        app = sms.create_app(
+            secret=args.secret or os.environ.get("SANDBOX_SMS_SECRET", sms.DEFAULT_SECRET),
             fault_timeout=args.fault_timeout,
         )
     else:

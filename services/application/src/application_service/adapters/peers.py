@@ -134,20 +134,22 @@ class IdentityPeer(_Peer):
         password: str,
         mobile: str,
         *,
+        sms_code: str,
         captcha_id: str,
         captcha_answer: str,
         client_ip: str | None = None,
     ) -> uuid.UUID:
         """考生注册 against the roster, behind identity's captcha; the new candidate id.
         Refusals carry `fields` (request.invalid's per-field errors, or the one field a domain
-        refusal concerns: `captcha_answer` for the captcha's); `identity.roster_mismatch`,
+        refusal concerns: `captcha_answer` for the captcha's, `sms_code` for the SMS code's);
+        `identity.roster_mismatch`,
         `identity.already_registered` and `identity.registration_locked` (429 with Retry-After)
         concern the whole form.
         `client_ip`, the candidate's address, goes in X-Forwarded-For (identity throttles per
         address and believes it from the portal only)."""
         body = {"ticket_number": ticket_number, "id_number": id_number, "name": name,
-                "password": password, "mobile": mobile, "captcha_id": captcha_id,
-                "captcha_answer": captcha_answer}  # fmt: skip
+                "password": password, "mobile": mobile, "sms_code": sms_code,
+                "captcha_id": captcha_id, "captcha_answer": captcha_answer}  # fmt: skip
         answer = self._json(
             await self._call(
                 "POST", "/api/identity/candidates", json=body, headers=forwarded_for(client_ip)
@@ -157,6 +159,24 @@ class IdentityPeer(_Peer):
             return uuid.UUID(str(answer["candidate_id"]))
         except (KeyError, ValueError) as exc:
             raise self._unavailable("identity's registration answer lacks candidate_id") from exc
+
+    async def send_sms_code(
+        self, mobile: str, *, captcha_id: str, captcha_answer: str, client_ip: str | None = None
+    ) -> str:
+        """获取短信验证码 for registration, behind identity's captcha; the masked number it went
+        to. Refusals carry `fields` (`mobile`, `captcha_answer`); `identity.sms_send_locked` is
+        429 with Retry-After; the SMS gateway away is PeerUnavailable (503)."""
+        body = {"mobile": mobile, "purpose": "register", "captcha_id": captcha_id,
+                "captcha_answer": captcha_answer}  # fmt: skip
+        answer = self._json(
+            await self._call(
+                "POST", "/api/identity/sms-codes", json=body, headers=forwarded_for(client_ip)
+            )
+        )
+        masked = answer.get("mobile_masked")
+        if not isinstance(masked, str):
+            raise self._unavailable("identity's SMS code answer lacks mobile_masked")
+        return masked
 
     async def profile(self, token: str) -> Profile:
         """个人信息 of the token's candidate."""

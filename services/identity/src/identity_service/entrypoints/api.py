@@ -6,7 +6,7 @@ import base64
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from pydantic import BaseModel, Field
@@ -22,6 +22,7 @@ from identity_service.service_layer.accounts import (
     LoginCandidate,
     RegisterCandidate,
 )
+from identity_service.service_layer.sms_codes import Purpose, SendSmsCode
 from identity_service.service_layer.tokens import ISSUER
 from servicekit.app import create_app
 from servicekit.auth import TokenVerifier
@@ -45,8 +46,28 @@ class CandidateCreate(Strict):
     name: str = Field(min_length=1, max_length=50, description="姓名")
     password: str = Field(min_length=1, max_length=128)
     mobile: str = Field(min_length=1, max_length=20, description="手机号码")
+    sms_code: str = Field(
+        min_length=1, max_length=10, description="短信验证码, from POST /api/identity/sms-codes"
+    )
     captcha_id: uuid.UUID = Field(description="from GET /api/identity/captcha")
     captcha_answer: str = Field(min_length=1, max_length=10, description="验证码")
+
+
+class SmsCodeCreate(Strict):
+    """获取短信验证码: the mobile number, what the code is for, and a solved captcha."""
+
+    mobile: str = Field(min_length=1, max_length=20, description="手机号码")
+    purpose: Literal["register"] = Field(description="register: 考生注册")
+    captcha_id: uuid.UUID = Field(description="from GET /api/identity/captcha")
+    captcha_answer: str = Field(min_length=1, max_length=10, description="验证码")
+
+
+class SmsCodeSent(BaseModel):
+    """Where the code went (masked) and how long it lasts; the same whether or not an account
+    exists for the number."""
+
+    mobile_masked: str = Field(description="e.g. 138****5678")
+    expires_in: int
 
 
 class CandidateCreated(BaseModel):
@@ -124,6 +145,30 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
         )
 
     @app.post(
+        "/api/identity/sms-codes",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=SmsCodeSent,
+        tags=["registration"],
+        responses=errors(429, 503),
+    )
+    async def send_sms_code(
+        body: SmsCodeCreate, request: Request, identity: Service
+    ) -> SmsCodeSent:
+        """获取短信验证码: a 6-digit code to the mobile number, 5 minutes, one use (captcha;
+        throttled per number and per client address; 503 with Retry-After when the SMS gateway
+        is away)."""
+        sent = await identity.sms_codes.send(
+            SendSmsCode(
+                mobile=body.mobile,
+                purpose=Purpose(body.purpose),
+                captcha_id=body.captcha_id,
+                captcha_answer=body.captcha_answer,
+                client=identity.client_of(request),
+            )
+        )
+        return SmsCodeSent(mobile_masked=sent.mobile_masked, expires_in=sent.expires_in)
+
+    @app.post(
         "/api/identity/candidates",
         status_code=status.HTTP_201_CREATED,
         response_model=CandidateCreated,
@@ -133,8 +178,8 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
     async def register(
         body: CandidateCreate, request: Request, identity: Service
     ) -> CandidateCreated:
-        """考生注册: an enrolled candidate creates an account (captcha; throttled per roster
-        entry and per client address)."""
+        """考生注册: an enrolled candidate creates an account (captcha and the SMS code sent to
+        the mobile number; throttled per roster entry and per client address)."""
         candidate_id = await identity.accounts.register(
             RegisterCandidate(
                 ticket_number=body.ticket_number,
@@ -142,6 +187,7 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
                 name=body.name,
                 password=body.password,
                 mobile=body.mobile,
+                sms_code=body.sms_code,
                 captcha_id=body.captcha_id,
                 captcha_answer=body.captcha_answer,
                 client=identity.client_of(request),

@@ -215,13 +215,17 @@ async def _rotate_signing_key(args: argparse.Namespace) -> int:
 
 
 async def _sweep(args: argparse.Namespace) -> int:
-    async def sweep(identity: bootstrap.Identity) -> tuple[int, int]:
+    async def sweep(identity: bootstrap.Identity) -> tuple[int, int, int]:
         captchas = await identity.captchas.sweep()
+        sms_codes = await identity.sms_codes.sweep()
         counters = await LoginThrottle(identity.pool).sweep()
-        return captchas, counters
+        return captchas, sms_codes, counters
 
-    captchas, counters = await _with_identity(args, sweep)
-    print(f"已清理 swept: 验证码 captchas {captchas} · 登录计数 login counters {counters}")
+    captchas, sms_codes, counters = await _with_identity(args, sweep)
+    print(
+        f"已清理 swept: 验证码 captchas {captchas} · 短信验证码 SMS codes {sms_codes}"
+        f" · 登录计数 login counters {counters}"
+    )
     return EXIT_OK
 
 

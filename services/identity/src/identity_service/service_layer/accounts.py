@@ -23,6 +23,7 @@ from identity_service.domain.errors import DomainError
 from identity_service.domain.id_card import IdCardNumber, normalise_id_text
 from identity_service.domain.password import check_password
 from identity_service.domain.throttle import REGISTRATION_POLICY, minutes_left
+from identity_service.service_layer.sms_codes import Purpose, SmsCodes
 
 CANDIDATE_STREAM = "identity.candidate"
 _TICKET = re.compile(r"^\d{10,15}$")
@@ -114,6 +115,7 @@ class RegisterCandidate:
     name: str
     password: str
     mobile: str
+    sms_code: str
     captcha_id: uuid.UUID
     captcha_answer: str
     client: str
@@ -155,6 +157,8 @@ class CandidateAccounts:
         throttle: LoginThrottle,
         passwords: Passwords,
         registration_throttle: LoginThrottle | None = None,
+        *,
+        sms_codes: SmsCodes,
     ) -> None:
         self._pool = pool
         self._cipher = cipher
@@ -162,6 +166,7 @@ class CandidateAccounts:
         self._captchas = captchas
         self._throttle = throttle
         self._passwords = passwords
+        self._sms_codes = sms_codes
         self._registrations = registration_throttle or LoginThrottle(
             pool, REGISTRATION_POLICY, namespace="reg:"
         )
@@ -169,8 +174,9 @@ class CandidateAccounts:
     async def register(self, command: RegisterCandidate) -> uuid.UUID:
         """Create the account of a rostered candidate; returns the new candidate id.
 
-        Throttled per roster entry (the ticket number typed) and per client address, and behind
-        a captcha, so that nobody can walk the roster to learn who is on it."""
+        Throttled per roster entry (the ticket number typed) and per client address, behind a
+        captcha and an SMS code sent to the mobile number, so that nobody can walk the roster to
+        learn who is on it."""
         ticket = command.ticket_number.strip()
         entry_key = _entry_key(ticket)
         lock = await self._registrations.lock_in_force(entry_key, command.client)
@@ -181,6 +187,10 @@ class CandidateAccounts:
         mobile = check_mobile(command.mobile)
         personal = [id_number.value, ticket, id_number.birth_date.strftime("%Y%m%d"), mobile]
         password = check_password(command.password, personal)
+        # The mobile number is proven before the roster is read: probing the roster needs a
+        # code sent to a phone one holds (throttled per number and address), and a typo in the
+        # roster data does not spend the code.
+        sms_code = await self._sms_codes.check(mobile, Purpose.REGISTER, command.sms_code)
         lookup = self._cipher.lookup_hash(id_number.value)
         # Every cheap check comes before the argon2id hash (64 MiB, tens of milliseconds): a
         # replay of a registered or unknown triple must cost a couple of index lookups only.
@@ -230,6 +240,7 @@ class CandidateAccounts:
                     self._cipher.encrypt(mobile, "mobile"),
                     mask_mobile(mobile),
                 )
+                await self._sms_codes.spend(sms_code, conn)
                 await self._store.append(
                     CANDIDATE_STREAM,
                     str(candidate_id),

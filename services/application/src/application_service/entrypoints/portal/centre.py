@@ -19,7 +19,7 @@ from application_service.entrypoints.portal.base import (
     text,
 )
 from servicekit.identity_client import IdentityUnavailable
-from servicekit.peers import PeerRefused
+from servicekit.peers import PeerRefused, PeerUnavailable
 from servicekit.web import Session
 from servicekit.webui import client_host
 
@@ -32,8 +32,9 @@ OTHER_ENTRIES = (
 )
 QUERY_ENTRIES = ("合格成绩查询", "当次成绩查询", "省际转入确认", "报考简章", "专业计划查询")
 GENDER = {"male": "男", "female": "女"}
-REGISTER_FIELDS = ("ticket_number", "id_number", "name", "mobile")
+REGISTER_FIELDS = ("ticket_number", "id_number", "name", "mobile", "sms_code")
 FORM_FIELDS = (*REGISTER_FIELDS, "password", "captcha_answer")  # where a refusal is shown
+SEND_SMS = "send_sms"  # the value of the form's 获取短信验证码 button (name="action")
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,18 @@ async def register_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     problem: str | None = None,
+    notice: str | None = None,
     status: int = 200,
 ) -> Response:
-    """The registration form with a fresh captcha from identity (each captcha is one-time)."""
+    """The registration form with a fresh captcha from identity (each captcha is one-time);
+    `notice`: that the SMS code was sent."""
     captcha = None
     try:
         captcha = await portal_of(request).identity.captcha()
     except IdentityUnavailable as exc:
         problem, status = exc.message, 503
     context = {"values": values or {}, "errors": errors or {}, "problem": problem,
-               "captcha": captcha}  # fmt: skip
+               "notice": notice, "captcha": captcha}  # fmt: skip
     return page(request, None, "register.html", context, session=session, status=status)
 
 
@@ -126,7 +129,10 @@ def install_centre(app: FastAPI) -> None:
         await portal.sessions.verify_csrf(request, session)
         form = await request.form()
         values = {name: text(form, name, 64) for name in REGISTER_FIELDS}
+        values["sms_code"] = text(form, "sms_code", 10)
         captcha_id, answer = text(form, "captcha_id", 64), text(form, "captcha_answer", 10)
+        if form.get("action") == SEND_SMS:
+            return await send_sms_code(request, session, values, captcha_id, answer)
         password, again = form.get("password"), form.get("password_again")
         errors: dict[str, str] = {}
         required = {
@@ -134,6 +140,7 @@ def install_centre(app: FastAPI) -> None:
             "id_number": "请输入身份证号",
             "name": "请输入姓名",
             "mobile": "请输入手机号码",
+            "sms_code": "请输入短信验证码",
         }
         for name, message in required.items():
             if not values[name]:
@@ -151,19 +158,59 @@ def install_centre(app: FastAPI) -> None:
         try:
             await identity_peer(request).register(
                 values["ticket_number"], values["id_number"].upper(), values["name"],
-                password[:128], values["mobile"], captcha_id=captcha_id, captcha_answer=answer,
-                client_ip=client_host(request),
+                password[:128], values["mobile"], sms_code=values["sms_code"],
+                captcha_id=captcha_id, captcha_answer=answer, client_ip=client_host(request),
             )  # fmt: skip
         except PeerRefused as exc:
-            for problem in exc.fields:
-                key = problem.field.rsplit(".", 1)[-1]
-                errors[key if key in FORM_FIELDS else "form"] = problem.message
-            status = exc.status if 400 <= exc.status < 500 else 400
-            response = await register_page(
-                request, session, values=values, errors=errors,
-                problem=None if exc.fields else exc.message, status=status,
-            )  # fmt: skip
-            if exc.retry_after:
-                response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+            return await refused_page(request, session, values, exc)
         return redirect(request, "/login?registered=1", session)
+
+
+async def refused_page(
+    request: Request, session: Session, values: dict[str, str], exc: PeerRefused
+) -> Response:
+    """The form again with identity's refusal next to the fields it names (else on top)."""
+    errors: dict[str, str] = {}
+    for problem in exc.fields:
+        key = problem.field.rsplit(".", 1)[-1]
+        errors[key if key in FORM_FIELDS else "form"] = problem.message
+    status = exc.status if 400 <= exc.status < 500 else 400
+    response = await register_page(
+        request, session, values=values, errors=errors,
+        problem=None if exc.fields else exc.message, status=status,
+    )  # fmt: skip
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+async def send_sms_code(
+    request: Request, session: Session, values: dict[str, str], captcha_id: str, answer: str
+) -> Response:
+    """获取短信验证码 (the form's other button): the form again with what was typed kept, a new
+    captcha, and "sent to 138****5678" or what went wrong."""
+    errors: dict[str, str] = {}
+    if not values["mobile"]:
+        errors["mobile"] = "请输入手机号码"
+    if not answer:
+        errors["captcha_answer"] = "请输入验证码"
+    elif not captcha_id:
+        errors["captcha_answer"] = "验证码已失效，请重新输入"
+    if errors:
+        return await register_page(request, session, values=values, errors=errors, status=422)
+    try:
+        masked = await identity_peer(request).send_sms_code(
+            values["mobile"], captcha_id=captcha_id, captcha_answer=answer,
+            client_ip=client_host(request),
+        )  # fmt: skip
+    except PeerRefused as exc:
+        return await refused_page(request, session, values, exc)
+    except PeerUnavailable as exc:
+        response = await register_page(
+            request, session, values=values, problem=exc.message, status=503
+        )
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return await register_page(
+        request, session, values={**values, "sms_code": ""}, notice=f"验证码已发送至{masked}"
+    )
