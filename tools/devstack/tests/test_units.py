@@ -430,3 +430,81 @@ def test_a_signal_during_the_wait_stops_it_without_deadlocking() -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+# --- the Kafka cluster and its FAULT listeners -------------------------------------------------
+
+
+def test_cluster_properties_and_endpoints(tmp_path: Path) -> None:
+    from devstack.config import KafkaNodePorts
+    from devstack.kafka import rewrite_meta_properties
+
+    config = StackConfig(run_dir=tmp_path, kafka_brokers=3, kafka_fault_listeners=True)
+    assert config.part_names == ("postgres", "kafka-0", "kafka-1", "kafka-2", "s3")
+    ports = _ports()
+    nodes = config.resolve_kafka_nodes(ports)
+    assert (nodes[0].client, nodes[0].controller) == (ports.kafka, ports.kafka_controller)
+    every = [p for n in nodes for p in (n.client, n.controller, n.fault, n.fault_advertised)]
+    assert len(set(every)) == 12
+    assert not set(every[2:]) & (
+        set(ports.as_dict().values()) - {ports.kafka, ports.kafka_controller}
+    )
+    props = kafka_properties(ports, tmp_path, nodes=nodes, node=2)
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == ",".join(
+        f"{i}@127.0.0.1:{n.controller}" for i, n in enumerate(nodes)
+    )
+    assert props["listeners"] == (
+        f"PLAINTEXT://127.0.0.1:{nodes[2].client},FAULT://127.0.0.1:{nodes[2].fault},"
+        f"CONTROLLER://127.0.0.1:{nodes[2].controller}"
+    )
+    assert props["advertised.listeners"] == (
+        f"PLAINTEXT://127.0.0.1:{nodes[2].client},FAULT://127.0.0.1:{nodes[2].fault_advertised}"
+    )
+    for key, value in {
+        "default.replication.factor": "3",
+        "min.insync.replicas": "2",
+        "offsets.topic.replication.factor": "3",
+        "transaction.state.log.replication.factor": "3",
+        "transaction.state.log.min.isr": "2",
+        "unclean.leader.election.enable": "false",
+    }.items():
+        assert props[key] == value, key
+    ep = endpoints_for(config, ports, nodes)
+    assert ep.kafka_brokers == [f"127.0.0.1:{n.client}" for n in nodes]
+    assert ep.kafka_proxied_bootstrap == ",".join(f"127.0.0.1:{n.fault_advertised}" for n in nodes)
+    assert ep.kafka_fault_listeners == ",".join(f"127.0.0.1:{n.fault}" for n in nodes)
+    assert ep.kafka_sasl_bootstrap == ""
+    assert Endpoints.from_env(ep.to_env()) == ep
+    fixed = StackConfig(run_dir=tmp_path, ports="fixed", kafka_brokers=3).resolve_kafka_nodes(
+        Ports.fixed()
+    )
+    assert fixed[1] == KafkaNodePorts(59192, 59193)
+    meta = "#\nnode.id=1\ndirectory.id=abc\nversion=1\ncluster.id=XYZ\n"
+    assert rewrite_meta_properties(meta, 2, "def") == (
+        "#\nnode.id=2\ndirectory.id=def\nversion=1\ncluster.id=XYZ\n"
+    )
+
+
+def test_single_node_default_unchanged(tmp_path: Path) -> None:
+    config = StackConfig(run_dir=tmp_path)
+    assert config.part_names == ("postgres", "kafka", "s3")
+    ports = _ports()
+    (node,) = config.resolve_kafka_nodes(ports)
+    assert (node.client, node.controller, node.fault) == (ports.kafka, ports.kafka_controller, 0)
+    assert kafka_properties(ports, tmp_path, nodes=(node,)) == kafka_properties(ports, tmp_path)
+    ep = endpoints_for(config, ports)
+    assert ep.kafka_bootstrap == f"127.0.0.1:{ports.kafka}"
+    assert (ep.kafka_proxied_bootstrap, ep.kafka_fault_listeners) == ("", "")
+
+
+def test_config_round_trip(tmp_path: Path) -> None:
+    config = StackConfig(
+        run_dir=tmp_path,
+        kafka_brokers=3,
+        kafka_fault_listeners=True,
+        pg_settings={"work_mem": "8MB"},
+        cache_dir=tmp_path / "c",
+    )
+    again = StackConfig.from_dict(tmp_path, json.loads(json.dumps(config.to_dict())), "free")
+    assert again == config

@@ -36,7 +36,9 @@ def socket_dir(preferred: Path, longest_name: str) -> Path:
 
 
 class Part(abc.ABC):
-    name: ClassVar[str]
+    name: str  # the class's, or (a node of a Kafka cluster) the instance's
+    # what Stack.stop_part(mode="immediate") sends: a crash, no clean shutdown
+    immediate_signal: ClassVar[signal.Signals] = signal.SIGKILL
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
     stop_grace: ClassVar[float] = 30.0
     kill_is_normal: ClassVar[bool] = False  # SIGKILL after stop_grace is expected, not a problem

@@ -190,6 +190,22 @@ def terminate(
     return graceful
 
 
+def kill_family(ref: ProcRef, popen: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGKILL ``ref``, its process group and every descendant at once (a crash: nothing gets
+    to clean up), and wait until they are gone."""
+    family = descendants(ref.pid) if ref.alive() else []
+    _signal(ref, signal.SIGKILL)
+    if ref.alive():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(ref.pid, signal.SIGKILL)
+    for child in family:
+        _signal(child, signal.SIGKILL)
+    _wait_gone(ref, popen, 10.0)
+    deadline = time.monotonic() + 5.0
+    while any(child.alive() for child in family) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """Last ``lines`` lines of a log file ('' when missing)."""
     try:

@@ -21,10 +21,12 @@ from .endpoints import Endpoints
 from .errors import DevstackError
 from .install import (
     KUSTOMIZE_VERSION,
+    TOXIPROXY_VERSION,
     checked_java,
     ensure_kafka_libs,
     ensure_kustomize,
     ensure_os_user,
+    ensure_toxiproxy,
     find_pg_binaries,
     find_weed,
     java_major_version,
@@ -44,6 +46,11 @@ def _print_endpoints(ep: Endpoints, run_dir: Path) -> None:
         print(
             f"            SASL_SSL {ep.kafka_sasl_bootstrap} (SCRAM-SHA-512 user"
             f" {ep.kafka_username!r}, CA {ep.kafka_ca_file})"
+        )
+    if ep.kafka_proxied_bootstrap:
+        print(
+            f"            FAULT listeners {ep.kafka_fault_listeners}, advertised (proxy ports)"
+            f" {ep.kafka_proxied_bootstrap}"
         )
     print(f"  s3        {ep.s3_endpoint}  (access key {ep.s3_access_key!r}, region {ep.s3_region})")
     print(f"  env file  source {run_dir / 'stack.env'}")
@@ -66,6 +73,8 @@ def _config(args: argparse.Namespace) -> StackConfig:
         run_dir=Path(args.run_dir),
         ports="fixed" if getattr(args, "fixed_ports", False) else "free",
         startup_timeout=getattr(args, "timeout", 120.0),
+        kafka_brokers=getattr(args, "kafka_brokers", 1),
+        kafka_fault_listeners=getattr(args, "kafka_fault_listeners", False),
     )
 
 
@@ -186,6 +195,14 @@ def cmd_install(args: argparse.Namespace) -> int:
         print(f"kustomize {KUSTOMIZE_VERSION} {how}: {kustomize}")
     except DevstackError as e:
         print(f"kustomize not installed ({e}); the deploy checks (tests/deploy) fail without it")
+    # The fault-injection lane's TCP proxy (tests/faults), the same way.
+    try:
+        t0 = time.monotonic()
+        toxiproxy, built = ensure_toxiproxy(cfg.resolved_cache_dir)
+        how = f"built with go install in {time.monotonic() - t0:.1f}s" if built else "cached"
+        print(f"toxiproxy {TOXIPROXY_VERSION} {how}: {toxiproxy}")
+    except DevstackError as e:
+        print(f"toxiproxy not installed ({e}); the fault lane (tests/faults) fails without it")
     # Browser tests' system packages; when they cannot be installed we say so and carry on.
     if browser_packages.ensure_browser_packages(say=lambda line: print(line, flush=True)):
         print(browser_packages.status_line())
@@ -362,6 +379,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return rc
 
 
+def _add_kafka_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kafka-brokers",
+        type=int,
+        default=1,
+        help="1: one broker `kafka` (default); 3: a KRaft cluster kafka-0..2 (replication 3)",
+    )
+    p.add_argument(
+        "--kafka-fault-listeners",
+        action="store_true",
+        help="a FAULT listener per broker advertising a port for a TCP proxy (Toxiproxy)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="devstack",
@@ -390,8 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
             help="PG 55432, Kafka 59092, S3 58333 (default: free ports)",
         )
         p.add_argument("--timeout", type=float, default=120.0, help="health-check deadline (s)")
+        _add_kafka_options(p)
     p = add("exec", "start a fresh stack on free ports, run a command with DEVSTACK_* set, stop it")
     p.add_argument("--timeout", type=float, default=120.0, help="health-check deadline (s)")
+    _add_kafka_options(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and arguments")
     add("run", "the whole system: stack on fixed ports + every service; Ctrl-C stops it")
     add("down", "stop the stack started by `up`")

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 LOCALHOST = "127.0.0.1"
 
@@ -113,6 +113,31 @@ class Ports:
         return [(k, v) for k, v in self.as_dict().items() if not port_is_free(v, host)]
 
 
+@dataclass(frozen=True)
+class KafkaNodePorts:
+    """The ports of one Kafka node (broker + controller). Node 0 uses ``Ports.kafka`` and
+    ``Ports.kafka_controller``; a cluster's other nodes get their own.
+
+    ``fault`` is the node's second PLAINTEXT listener (``FAULT``), which advertises
+    ``fault_advertised``: the port a TCP proxy (Toxiproxy) listens on and forwards to ``fault``,
+    so that clients bootstrapping there reach every broker through the proxy (0: no such
+    listener)."""
+
+    client: int
+    controller: int
+    fault: int = 0
+    fault_advertised: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, int]) -> KafkaNodePorts:
+        return cls(**{f.name: int(data.get(f.name, 0)) for f in fields(cls)})
+
+
+# Fixed ports of node i > 0 and of the FAULT listeners: base + 100 * i
+_FIXED_NODE_CLIENT, _FIXED_NODE_CONTROLLER = 59092, 59093
+_FIXED_FAULT, _FIXED_FAULT_ADVERTISED = 59095, 59096
+
+
 def _find_workspace_root(start: Path) -> Path | None:
     for d in (start, *start.parents):
         pyproject = d / "pyproject.toml"
@@ -171,6 +196,13 @@ class StackConfig:
         "-XX:TieredStopAtLevel=1",
     )
     kafka_properties: Mapping[str, str] = field(default_factory=dict)
+    # 1: one combined broker+controller node named `kafka` (the default). 3 (the fault lane):
+    # a KRaft cluster of combined nodes `kafka-0`..`kafka-2`, replication 3, min.insync 2,
+    # PLAINTEXT only (no SASL_SSL listener).
+    kafka_brokers: int = 1
+    # A second PLAINTEXT listener (`FAULT`) per broker advertising a port reserved for a TCP
+    # proxy in front of it (Endpoints.kafka_proxied_bootstrap; see devstack.toxiproxy).
+    kafka_fault_listeners: bool = False
     # S3 (SeaweedFS)
     s3_access_key: str = "devstack"
     s3_secret_key: str = "devstack-secret"  # noqa: S105 (local throwaway stack)
@@ -187,6 +219,8 @@ class StackConfig:
                 raise ValueError(f"invalid database name {db!r} (want [a-z_][a-z0-9_]*)")
         object.__setattr__(self, "databases", dbs)
         object.__setattr__(self, "kafka_jvm_opts", tuple(self.kafka_jvm_opts))
+        if self.kafka_brokers < 1:
+            raise ValueError(f"kafka_brokers must be at least 1, not {self.kafka_brokers}")
         if isinstance(self.ports, str) and self.ports not in ("free", "fixed"):
             raise ValueError(f"ports must be 'free', 'fixed' or a Ports, not {self.ports!r}")
 
@@ -194,6 +228,77 @@ class StackConfig:
         if isinstance(self.ports, Ports):
             return self.ports
         return Ports.fixed() if self.ports == "fixed" else Ports.free()
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``from_dict`` needs to re-create the stack's parts (stack.json), ports aside."""
+        return {
+            "databases": list(self.databases),
+            "startup_timeout": self.startup_timeout,
+            "pg_user": self.pg_user,
+            "pg_password": self.pg_password,
+            "pg_os_user": self.pg_os_user,
+            "pg_settings": dict(self.pg_settings),
+            "kafka_jvm_opts": list(self.kafka_jvm_opts),
+            "kafka_properties": dict(self.kafka_properties),
+            "kafka_brokers": self.kafka_brokers,
+            "kafka_fault_listeners": self.kafka_fault_listeners,
+            "s3_access_key": self.s3_access_key,
+            "s3_secret_key": self.s3_secret_key,
+            "s3_region": self.s3_region,
+            "cache_dir": str(self.cache_dir) if self.cache_dir is not None else None,
+            "kafka_pom": str(self.kafka_pom) if self.kafka_pom is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, run_dir: Path, data: Mapping[str, Any], ports: PortsSpec) -> StackConfig:
+        known = {f.name for f in fields(cls)} - {"run_dir", "ports"}
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        for key in ("cache_dir", "kafka_pom"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = Path(kwargs[key])
+        return cls(run_dir=run_dir, ports=ports, **kwargs)
+
+    @property
+    def kafka_cluster(self) -> bool:
+        """More than one Kafka node: parts ``kafka-0``.., else one part ``kafka``."""
+        return self.kafka_brokers > 1
+
+    @property
+    def kafka_part_names(self) -> tuple[str, ...]:
+        if not self.kafka_cluster:
+            return ("kafka",)
+        return tuple(f"kafka-{i}" for i in range(self.kafka_brokers))
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        return ("postgres", *self.kafka_part_names, "s3")
+
+    def resolve_kafka_nodes(self, ports: Ports) -> tuple[KafkaNodePorts, ...]:
+        """Every Kafka node's ports: node 0 on ``ports.kafka``/``ports.kafka_controller``, the
+        others (and the FAULT listeners) fixed (base + 100 * node) or free, as ``ports`` is."""
+        n = self.kafka_brokers
+        per_node = 4 if self.kafka_fault_listeners else 2
+        fixed = self.ports == "fixed"
+        taken = set(ports.as_dict().values())
+        need = 0 if fixed else per_node * n - 2
+        # chosen after `ports` were released: skip any the kernel hands out again
+        free = iter([p for p in pick_free_ports(need + len(taken)) if p not in taken][:need])
+        nodes = []
+        for i in range(n):
+            if i == 0:
+                client, controller = ports.kafka, ports.kafka_controller
+            elif fixed:
+                client, controller = _FIXED_NODE_CLIENT + 100 * i, _FIXED_NODE_CONTROLLER + 100 * i
+            else:
+                client, controller = next(free), next(free)
+            fault = advertised = 0
+            if self.kafka_fault_listeners:
+                if fixed:
+                    fault, advertised = _FIXED_FAULT + 100 * i, _FIXED_FAULT_ADVERTISED + 100 * i
+                else:
+                    fault, advertised = next(free), next(free)
+            nodes.append(KafkaNodePorts(client, controller, fault, advertised))
+        return tuple(nodes)
 
     @property
     def resolved_cache_dir(self) -> Path:

@@ -32,12 +32,22 @@ class Endpoints:
     kafka_ca_file: str = ""
     kafka_username: str = ""
     kafka_password: str = ""
+    # With StackConfig(kafka_fault_listeners=True): each broker's FAULT listener (where a TCP
+    # proxy forwards to) and the addresses those listeners advertise (where the proxies listen;
+    # a client bootstrapping there reaches every broker only through them).
+    kafka_fault_listeners: str = ""
+    kafka_proxied_bootstrap: str = ""
 
     def pg_dsn(self, db: str = "postgres") -> str:
         """``postgresql://user:pw@127.0.0.1:port/db`` (asyncpg / libpq / SQLAlchemy style)."""
         user = quote(self.pg_user, safe="")
         pw = quote(self.pg_password, safe="")
         return f"postgresql://{user}:{pw}@{self.pg_host}:{self.pg_port}/{db}"
+
+    @property
+    def kafka_brokers(self) -> list[str]:
+        """``host:port`` of every broker's PLAINTEXT listener, node 0 first."""
+        return [a for a in self.kafka_bootstrap.split(",") if a]
 
     def s3_client_kwargs(self) -> dict[str, str]:
         """Keyword arguments for ``boto3.client("s3", **kwargs)`` (add a path-style Config)."""
@@ -66,6 +76,8 @@ class Endpoints:
             "DEVSTACK_KAFKA_CA_FILE": self.kafka_ca_file,
             "DEVSTACK_KAFKA_USERNAME": self.kafka_username,
             "DEVSTACK_KAFKA_PASSWORD": self.kafka_password,
+            "DEVSTACK_KAFKA_FAULT_LISTENERS": self.kafka_fault_listeners,
+            "DEVSTACK_KAFKA_PROXIED_BOOTSTRAP": self.kafka_proxied_bootstrap,
             # The local stack is a development machine: its services, tests, benchmarks and
             # ops commands may run on the public development keys (eventkit.settings).
             "EVENTKIT_DEV_MODE": "true",
@@ -110,6 +122,8 @@ class Endpoints:
             kafka_ca_file=env.get("DEVSTACK_KAFKA_CA_FILE", ""),
             kafka_username=env.get("DEVSTACK_KAFKA_USERNAME", ""),
             kafka_password=env.get("DEVSTACK_KAFKA_PASSWORD", ""),
+            kafka_fault_listeners=env.get("DEVSTACK_KAFKA_FAULT_LISTENERS", ""),
+            kafka_proxied_bootstrap=env.get("DEVSTACK_KAFKA_PROXIED_BOOTSTRAP", ""),
         )
 
     # --- persistence ---------------------------------------------------------------------------

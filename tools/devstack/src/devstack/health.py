@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -98,11 +99,15 @@ async def _kafka_describe(ep: Endpoints, timeout: float, *, sasl: bool = False) 
     return info
 
 
-def check_kafka(ep: Endpoints, timeout: float = 3.0) -> None:
-    """Admin client bootstraps and the metadata response lists a broker."""
+def check_kafka(ep: Endpoints, timeout: float = 3.0, node_id: int | None = None) -> None:
+    """Admin client bootstraps and the metadata response lists a broker (with ``node_id``:
+    that broker, i.e. it is registered and unfenced)."""
     info = run_sync(lambda: _kafka_describe(ep, timeout))
-    if not info.get("brokers"):
+    brokers = info.get("brokers") or []
+    if not brokers:
         raise RuntimeError("metadata lists no brokers yet")
+    if node_id is not None and node_id not in {b["node_id"] for b in brokers}:
+        raise RuntimeError(f"metadata does not list broker {node_id} yet")
 
 
 def check_kafka_sasl(ep: Endpoints, timeout: float = 3.0) -> None:
@@ -162,8 +167,25 @@ def check_kafka_listeners(ep: Endpoints, timeout: float = 3.0) -> None:
         check_kafka_sasl(ep, timeout)
 
 
+def check_kafka_node(ep: Endpoints, index: int, timeout: float = 3.0) -> None:
+    """Node ``index`` (part ``kafka-<index>``) of a cluster: it answers on its own address and
+    the metadata lists it."""
+    address = ep.kafka_bootstrap.split(",")[index]
+    check_kafka(replace(ep, kafka_bootstrap=address), timeout, node_id=index)
+
+
 CHECKS: dict[str, Callable[[Endpoints, float], None]] = {
     "postgres": check_postgres,
     "kafka": check_kafka_listeners,
     "s3": check_s3,
 }
+
+
+def check_for(part: str) -> Callable[[Endpoints, float], None] | None:
+    """The health check of a part (``kafka-<i>`` too); None for a process without one."""
+    if part in CHECKS:
+        return CHECKS[part]
+    if part.startswith("kafka-") and part.removeprefix("kafka-").isdigit():
+        index = int(part.removeprefix("kafka-"))
+        return lambda ep, timeout: check_kafka_node(ep, index, timeout)
+    return None

@@ -238,6 +238,63 @@ def ensure_kafka_libs(cache_dir: Path, pom: Path, *, timeout: float = 900.0) -> 
         return dest, True
 
 
+# --- Go tools built from the Go module proxy (kustomize, Toxiproxy) -----------------------
+
+
+def go_install(
+    module: str,
+    version: str,
+    dest: Path,
+    *,
+    built_name: str,
+    purpose: str,
+    timeout: float = 900.0,
+) -> tuple[Path, bool]:
+    """``dest``: the binary ``built_name`` of ``go install <module>@<version>`` (CGO off,
+    ``-mod=mod``), built into a temporary GOBIN and moved there when missing. Returns
+    ``(binary, built_now)``; idempotent and safe against concurrent callers (a file lock in the
+    tool's cache directory, ``dest``'s grandparent). Needs ``go`` on PATH only the first time."""
+    if dest.is_file() and os.access(dest, os.X_OK):
+        return dest, False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tool = dest.name
+    with (dest.parent.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if dest.is_file() and os.access(dest, os.X_OK):
+            return dest, False
+        go = shutil.which("go")
+        if go is None:
+            raise InstallError(
+                f"`go` not on PATH; needed once to build {tool} {version} "
+                f"(go install {module}@{version}) for {purpose}"
+            )
+        tmp = dest.parent / f"bin.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        env = {
+            **os.environ,
+            "GOBIN": str(tmp),
+            "GOFLAGS": "-mod=mod",
+            "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "auto"),
+            "CGO_ENABLED": "0",
+        }
+        cmd = [go, "install", f"{module}@{version}"]
+        log.info("building %s from the Go module proxy: %s", tool, " ".join(cmd))
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise InstallError(f"go install {tool} did not finish within {timeout:.0f}s") from None
+        built = tmp / built_name
+        if proc.returncode != 0 or not built.is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            out = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+            raise InstallError(f"go install {tool} failed (rc={proc.returncode}):\n{out}")
+        built.replace(dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return dest, True
+
+
 # --- kustomize (renders deploy/k8s in the deploy checks) -------------------------------------
 
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5"
@@ -255,44 +312,38 @@ def ensure_kustomize(
     """The pinned ``kustomize`` in the cache, built with ``go install`` from the Go module proxy
     when missing (about 75 s on 2 cores). Returns ``(binary, built_now)``; idempotent and safe
     against concurrent callers (file lock). Needs ``go`` on PATH only the first time."""
-    dest = kustomize_path(cache_dir, version)
-    if dest.is_file() and os.access(dest, os.X_OK):
-        return dest, False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with (dest.parent.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if dest.is_file() and os.access(dest, os.X_OK):
-            return dest, False
-        go = shutil.which("go")
-        if go is None:
-            raise InstallError(
-                f"`go` not on PATH; needed once to build kustomize {version} "
-                f"(go install {KUSTOMIZE_MODULE}@{version}) for the deploy checks"
-            )
-        tmp = dest.parent / f"bin.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        env = {
-            **os.environ,
-            "GOBIN": str(tmp),
-            "GOFLAGS": "-mod=mod",
-            "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "auto"),
-            "CGO_ENABLED": "0",
-        }
-        cmd = [go, "install", f"{KUSTOMIZE_MODULE}@{version}"]
-        log.info("building kustomize from the Go module proxy: %s", " ".join(cmd))
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise InstallError(
-                f"go install kustomize did not finish within {timeout:.0f}s"
-            ) from None
-        built = tmp / "kustomize"
-        if proc.returncode != 0 or not built.is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            out = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-            raise InstallError(f"go install kustomize failed (rc={proc.returncode}):\n{out}")
-        built.replace(dest)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return dest, True
+    return go_install(
+        KUSTOMIZE_MODULE,
+        version,
+        kustomize_path(cache_dir, version),
+        built_name="kustomize",
+        purpose="the deploy checks",
+        timeout=timeout,
+    )
+
+
+# --- Toxiproxy (the TCP proxy of the fault-injection lane, tests/faults) ---------------------
+
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+TOXIPROXY_VERSION = "v2.5.0"
+
+
+def toxiproxy_path(cache_dir: Path, version: str = TOXIPROXY_VERSION) -> Path:
+    """Where ``ensure_toxiproxy`` puts the pinned ``toxiproxy-server`` binary."""
+    return cache_dir / "toxiproxy" / version / "toxiproxy-server"
+
+
+def ensure_toxiproxy(
+    cache_dir: Path, version: str = TOXIPROXY_VERSION, *, timeout: float = 900.0
+) -> tuple[Path, bool]:
+    """The pinned Toxiproxy server (``cmd/server`` of the module) in the cache, built with
+    ``go install`` when missing (a few seconds). Returns ``(binary, built_now)``; idempotent,
+    safe against concurrent callers."""
+    return go_install(
+        f"{TOXIPROXY_MODULE}/cmd/server",
+        version,
+        toxiproxy_path(cache_dir, version),
+        built_name="server",
+        purpose="the fault-injection lane",
+        timeout=timeout,
+    )

@@ -35,12 +35,13 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ._part import LaunchSpec, Part
 from ._proc import tail
-from .config import LOCALHOST, Ports, StackConfig
+from .config import LOCALHOST, KafkaNodePorts, Ports, StackConfig
 from .endpoints import Endpoints
 from .errors import PartError
 from .health import check_kafka
@@ -111,39 +112,72 @@ def secured_listener_properties(tls: ServerCertificate) -> dict[str, str]:
     }
 
 
+# Cluster mode (StackConfig.kafka_brokers > 1): a dead broker is fenced (and leaves every ISR)
+# after this many ms without a heartbeat, instead of the default 9 s.
+CLUSTER_BROKER_SESSION_TIMEOUT_MS = 4000
+CLUSTER_BROKER_HEARTBEAT_INTERVAL_MS = 1000
+
+
 def kafka_properties(
     ports: Ports,
     log_dir: Path,
     overrides: Mapping[str, str] | None = None,
     tls: ServerCertificate | None = None,
+    *,
+    nodes: Sequence[KafkaNodePorts] | None = None,
+    node: int = 0,
 ) -> dict[str, str]:
-    """The broker's settings; with ``tls``, the SASL_SSL listener on ``ports.kafka_sasl`` too."""
-    listeners = [f"PLAINTEXT://{LOCALHOST}:{ports.kafka}"]
+    """The settings of node ``node`` of ``nodes`` (default: the one node on ``ports.kafka``);
+    with ``tls``, the SASL_SSL listener on ``ports.kafka_sasl`` too (single node only).
+
+    One node has ``node.id`` 1, as always; in a cluster node i has ``node.id`` i, every node is
+    a voter of the static controller quorum, and topics get replication 3, min.insync 2. A
+    node with a ``fault`` port has a second PLAINTEXT listener ``FAULT`` there that advertises
+    ``fault_advertised`` (where a TCP proxy forwards to it)."""
+    if nodes is None:
+        nodes = (KafkaNodePorts(ports.kafka, ports.kafka_controller),)
+    cluster = len(nodes) > 1
+    if cluster and tls is not None:
+        raise ValueError("the SASL_SSL listener is only on the single-node broker")
+    me = nodes[node]
+    node_ids = list(range(len(nodes))) if cluster else [1]
+    listeners = [f"PLAINTEXT://{LOCALHOST}:{me.client}"]
+    advertised = list(listeners)
     protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    if me.fault:
+        listeners.append(f"FAULT://{LOCALHOST}:{me.fault}")
+        advertised.append(f"FAULT://{LOCALHOST}:{me.fault_advertised}")
+        protocols.append("FAULT:PLAINTEXT")
     if tls is not None:
         listeners.append(f"SASL_SSL://{LOCALHOST}:{ports.kafka_sasl}")
+        advertised.append(f"SASL_SSL://{LOCALHOST}:{ports.kafka_sasl}")
         protocols.append("SASL_SSL:SASL_SSL")
+    replication = str(min(3, len(nodes)))
+    min_isr = str(min(2, len(nodes)))
+    voters = ",".join(
+        f"{i}@{LOCALHOST}:{n.controller}" for i, n in zip(node_ids, nodes, strict=True)
+    )
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{LOCALHOST}:{ports.kafka_controller}",
-        "listeners": ",".join([*listeners, f"CONTROLLER://{LOCALHOST}:{ports.kafka_controller}"]),
-        "advertised.listeners": ",".join(listeners),
+        "node.id": str(node_ids[node]),
+        "controller.quorum.voters": voters,
+        "listeners": ",".join([*listeners, f"CONTROLLER://{LOCALHOST}:{me.controller}"]),
+        "advertised.listeners": ",".join(advertised),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": ",".join(protocols),
         "log.dirs": str(log_dir),
         "num.partitions": "3",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": replication,
         # 3 instead of 50 partitions: the first consumer group / transaction is ready sooner
         "offsets.topic.num.partitions": "3",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": "3",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
         "log.retention.ms": "-1",
@@ -151,6 +185,10 @@ def kafka_properties(
         "num.io.threads": "4",
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
     }
+    if cluster:
+        props["unclean.leader.election.enable"] = "false"
+        props["broker.session.timeout.ms"] = str(CLUSTER_BROKER_SESSION_TIMEOUT_MS)
+        props["broker.heartbeat.interval.ms"] = str(CLUSTER_BROKER_HEARTBEAT_INTERVAL_MS)
     if tls is not None:
         props.update(secured_listener_properties(tls))
         props["authorizer.class.name"] = AUTHORIZER
@@ -164,10 +202,30 @@ def render_kafka_properties(
     log_dir: Path,
     overrides: Mapping[str, str] | None = None,
     tls: ServerCertificate | None = None,
+    *,
+    nodes: Sequence[KafkaNodePorts] | None = None,
+    node: int = 0,
 ) -> str:
     lines = ["# written by devstack at every start"]
-    lines += [f"{k}={v}" for k, v in kafka_properties(ports, log_dir, overrides, tls).items()]
+    props = kafka_properties(ports, log_dir, overrides, tls, nodes=nodes, node=node)
+    lines += [f"{k}={v}" for k, v in props.items()]
     return "\n".join(lines) + "\n"
+
+
+def rewrite_meta_properties(text: str, node_id: int, directory_id: str) -> str:
+    """``meta.properties`` of the format template for another node of the same cluster: its
+    ``node.id`` and a ``directory.id`` of its own (the cluster id and the bootstrap metadata
+    in ``bootstrap.checkpoint`` are the same for every node, as ``kafka-storage format`` with
+    the same ``-t`` would write them)."""
+    out = []
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key == "node.id":
+            line = f"node.id={node_id}"
+        elif key == "directory.id":
+            line = f"directory.id={directory_id}"
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def render_log4j2_properties() -> str:
@@ -192,47 +250,91 @@ def render_log4j2_properties() -> str:
 
 
 class KafkaPart(Part):
+    """One Kafka node: ``kafka`` (``<run_dir>/kafka``) alone, or ``kafka-<i>``
+    (``<run_dir>/kafka-<i>``) of a cluster."""
+
     name = "kafka"
     stop_signal = signal.SIGTERM  # controlled shutdown
     stop_grace = 60.0
 
-    def __init__(self, config: StackConfig, ports: Ports) -> None:
+    def __init__(
+        self,
+        config: StackConfig,
+        ports: Ports,
+        nodes: Sequence[KafkaNodePorts] | None = None,
+        node: int = 0,
+    ) -> None:
         super().__init__(config, ports)
-        self.root = config.run_dir / "kafka"
+        single = (KafkaNodePorts(ports.kafka, ports.kafka_controller),)
+        self.nodes = tuple(nodes) if nodes else single
+        self.node = node
+        self.cluster = len(self.nodes) > 1
+        if self.cluster:
+            self.name = f"kafka-{node}"
+        self.root = config.run_dir / self.name
         self.data = self.root / "data"
         self.props_file = self.root / "server.properties"
         self.tls_dir = self.root / "tls"
         self.log4j_file = self.root / "log4j2.properties"
+        self.restarting = False  # set by Stack.start_part: keep the TLS files clients trust
         self._java: Path | None = None
         self._libs: Path | None = None
 
     @property
+    def node_id(self) -> int:
+        return self.node if self.cluster else 1
+
+    @property
     def port(self) -> int:
-        return self.ports.kafka
+        return self.nodes[self.node].client
 
     @property
     def classpath(self) -> str:
         assert self._libs is not None
         return f"{self._libs}/*"
 
+    def _tls(self) -> ServerCertificate | None:
+        if self.cluster:
+            return None  # SASL_SSL only on the single node (see the README)
+        if self.restarting:
+            kept = ServerCertificate(
+                ca_file=self.tls_dir / "ca.pem",
+                cert_file=self.tls_dir / "server.pem",
+                keystore_file=self.tls_dir / "keystore.pem",
+            )
+            if kept.ca_file.is_file() and kept.keystore_file.is_file():
+                return kept
+        return issue_server_certificate(self.tls_dir)
+
     def prepare(self) -> None:
         self._java = checked_java()
         self._libs, _ = ensure_kafka_libs(
             self.config.resolved_cache_dir, self.config.resolved_kafka_pom
         )
-        log.info("kafka: Apache Kafka %s from %s", kafka_version(self._libs), self._libs)
+        log.info("%s: Apache Kafka %s from %s", self.name, kafka_version(self._libs), self._libs)
         self.data.mkdir(parents=True, exist_ok=True)
-        tls = issue_server_certificate(self.tls_dir)
         self.props_file.write_text(
-            render_kafka_properties(self.ports, self.data, self.config.kafka_properties, tls)
+            render_kafka_properties(
+                self.ports,
+                self.data,
+                self.config.kafka_properties,
+                self._tls(),
+                nodes=self.nodes,
+                node=self.node,
+            )
         )
         self.log4j_file.write_text(render_log4j2_properties())
         if not (self.data / "meta.properties").exists():
             template = self._format_template()
             for f in template.iterdir():
                 shutil.copy2(f, self.data / f.name)
+            if self.cluster:
+                meta = self.data / "meta.properties"
+                meta.write_text(
+                    rewrite_meta_properties(meta.read_text(), self.node_id, generate_cluster_id())
+                )
             (self.root / SCRAM_MARKER).write_text(f"{SASL_MECHANISM} {KAFKA_DEV_USERNAME}\n")
-            log.info("kafka: storage %s formatted (from %s)", self.data, template)
+            log.info("%s: storage %s formatted (from %s)", self.name, self.data, template)
         elif not (self.root / SCRAM_MARKER).exists():
             log.warning(
                 "kafka: the storage in %s predates the SASL_SSL listener and has no SCRAM user;"
@@ -319,7 +421,9 @@ class KafkaPart(Part):
         return LaunchSpec(argv=argv, cwd=self.root, env=dict(os.environ))
 
     def probe(self, ep: Endpoints, timeout: float) -> None:
-        check_kafka(ep, timeout)
+        # this node answers, and (in a cluster) is registered and unfenced: in the metadata
+        node_ep = replace(ep, kafka_bootstrap=f"{LOCALHOST}:{self.port}")
+        check_kafka(node_ep, timeout, node_id=self.node_id if self.cluster else None)
 
     # The SASL_SSL listener opens with the PLAINTEXT one; it is checked by `devstack status`
     # (check_kafka_listeners), not here: its first TLS handshake costs ~0.2s of start time.

@@ -94,6 +94,7 @@ def ensure_traversable(path: Path, uid: int, gid: int) -> list[Path]:
 class PostgresPart(Part):
     name = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint, exit
+    immediate_signal = signal.SIGQUIT  # "immediate" (pg_ctl -m immediate): crash recovery next
     stop_grace = 30.0
 
     def __init__(self, config: StackConfig, ports: Ports) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -19,14 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ._part import Part
-from ._proc import ProcRef, proc_start_time, spawn, tail, terminate
-from .config import LOCALHOST, Ports, StackConfig, port_is_open
+from ._proc import ProcRef, kill_family, proc_start_time, spawn, tail, terminate
+from .config import LOCALHOST, KafkaNodePorts, Ports, StackConfig, port_is_free, port_is_open
 from .endpoints import Endpoints
 from .errors import DevstackError, PartError, StackAlreadyRunning
-from .health import CHECKS
+from .health import check_for
 from .kafka import KAFKA_DEV_PASSWORD, KAFKA_DEV_USERNAME, KafkaPart, kafka_ca_file
 from .postgres import PostgresPart
 from .seaweed import SeaweedPart
@@ -34,8 +35,11 @@ from .seaweed import SeaweedPart
 log = logging.getLogger("devstack")
 
 PART_TYPES: tuple[type[Part], ...] = (PostgresPart, KafkaPart, SeaweedPart)
-PART_NAMES: tuple[str, ...] = tuple(t.name for t in PART_TYPES)
+PART_NAMES: tuple[str, ...] = tuple(t.name for t in PART_TYPES)  # of the one-broker default
 STATE_VERSION = 1
+
+StopMode = Literal["graceful", "immediate"]
+RestartMode = Literal["graceful", "immediate", "kill"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -94,23 +98,45 @@ class PartStatus:
     log_path: Path | None
 
 
-def endpoints_for(config: StackConfig, ports: Ports) -> Endpoints:
+def endpoints_for(
+    config: StackConfig, ports: Ports, nodes: Sequence[KafkaNodePorts] | None = None
+) -> Endpoints:
+    """Where the stack is reached; ``nodes``: every Kafka node's ports (default: the one node
+    on ``ports.kafka``)."""
+    if nodes is None:
+        nodes = (KafkaNodePorts(ports.kafka, ports.kafka_controller),)
+    cluster = len(nodes) > 1
     return Endpoints(
         pg_host=LOCALHOST,
         pg_port=ports.pg,
         pg_user=config.pg_user,
         pg_password=config.pg_password,
-        kafka_bootstrap=f"{LOCALHOST}:{ports.kafka}",
+        kafka_bootstrap=",".join(f"{LOCALHOST}:{n.client}" for n in nodes),
         s3_endpoint=f"http://{LOCALHOST}:{ports.s3}",
         s3_access_key=config.s3_access_key,
         s3_secret_key=config.s3_secret_key,
         s3_region=config.s3_region,
         databases=tuple(config.databases),
-        kafka_sasl_bootstrap=f"{LOCALHOST}:{ports.kafka_sasl}",
-        kafka_ca_file=str(kafka_ca_file(config)),
-        kafka_username=KAFKA_DEV_USERNAME,
-        kafka_password=KAFKA_DEV_PASSWORD,
+        # the SASL_SSL listener is only on the single node
+        kafka_sasl_bootstrap="" if cluster else f"{LOCALHOST}:{ports.kafka_sasl}",
+        kafka_ca_file="" if cluster else str(kafka_ca_file(config)),
+        kafka_username="" if cluster else KAFKA_DEV_USERNAME,
+        kafka_password="" if cluster else KAFKA_DEV_PASSWORD,
+        kafka_fault_listeners=",".join(f"{LOCALHOST}:{n.fault}" for n in nodes if n.fault),
+        kafka_proxied_bootstrap=",".join(
+            f"{LOCALHOST}:{n.fault_advertised}" for n in nodes if n.fault
+        ),
     )
+
+
+def make_parts(
+    config: StackConfig, ports: Ports, nodes: Sequence[KafkaNodePorts] | None = None
+) -> list[Part]:
+    """The parts of a stack, in ``config.part_names`` order."""
+    if nodes is None:
+        nodes = config.resolve_kafka_nodes(ports)
+    kafka: list[Part] = [KafkaPart(config, ports, nodes, i) for i in range(len(nodes))]
+    return [PostgresPart(config, ports), *kafka, SeaweedPart(config, ports)]
 
 
 def _parallel(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -168,6 +194,7 @@ class Stack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.ports: Ports | None = None
+        self.kafka_nodes: tuple[KafkaNodePorts, ...] | None = None
         self.startup_seconds: float | None = None
         self.part_seconds: dict[str, float] = {}
         self._endpoints: Endpoints | None = None
@@ -177,6 +204,8 @@ class Stack:
         self._started_at: str | None = None
         self._detached = False
         self._watchdog: tuple[ProcRef, subprocess.Popen[bytes]] | None = None
+        self._parts: dict[str, Part] = {}
+        self._owner_pid = os.getpid()
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -202,10 +231,16 @@ class Stack:
         """Names of recorded parts whose process is gone."""
         return [name for name, r in self.running.items() if not r.ref.alive()]
 
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        """``postgres``, ``kafka`` (or ``kafka-0``..), ``s3``."""
+        return self.config.part_names
+
     def status(self, timeout: float = 3.0) -> list[PartStatus]:
-        """Per part: process alive? health check ok? (checks run concurrently)."""
+        """Per part (and adopted process): alive? health check ok? (checks run concurrently)."""
         running = self.running
         ep = self._endpoints
+        names = list(dict.fromkeys([*self.part_names, *running]))
 
         def one(name: str) -> PartStatus:
             r = running.get(name)
@@ -219,14 +254,16 @@ class Stack:
                 )  # fmt: skip
             if ep is None:
                 return PartStatus(name, r.ref.pid, r.port, True, False, "starting", r.log_path)
+            check = check_for(name)
             try:
-                CHECKS[name](ep, timeout)
+                if check is not None:
+                    check(ep, timeout)
             except Exception as e:
                 return PartStatus(name, r.ref.pid, r.port, True, False, repr(e), r.log_path)
             return PartStatus(name, r.ref.pid, r.port, True, True, "ok", r.log_path)
 
-        with concurrent.futures.ThreadPoolExecutor(len(PART_NAMES)) as ex:
-            return list(ex.map(one, PART_NAMES))
+        with concurrent.futures.ThreadPoolExecutor(len(names)) as ex:
+            return list(ex.map(one, names))
 
     # --- attach to a stack started by another process ------------------------------------------
 
@@ -236,12 +273,18 @@ class Stack:
         ``status``/``down`` from another process."""
         run_dir = Path(run_dir)
         state = read_state(run_dir)
-        stack = cls(StackConfig(run_dir=run_dir))
         if state is None:
-            return stack
+            return cls(StackConfig(run_dir=run_dir))
         if state.get("version") != STATE_VERSION:
             raise DevstackError(f"{run_dir}/stack.json has unknown version {state.get('version')}")
-        stack.ports = Ports.from_dict(state["ports"]) if state.get("ports") else None
+        ports = Ports.from_dict(state["ports"]) if state.get("ports") else None
+        config = StackConfig.from_dict(run_dir, state.get("config") or {}, ports or "free")
+        stack = cls(config)
+        stack.ports = ports
+        if state.get("kafka_nodes"):
+            stack.kafka_nodes = tuple(KafkaNodePorts.from_dict(n) for n in state["kafka_nodes"])
+        if state.get("owner_pid"):
+            stack._owner_pid = int(state["owner_pid"])
         if state.get("endpoints"):
             stack._endpoints = Endpoints.from_dict(state["endpoints"])
         stack._running = {
@@ -261,11 +304,15 @@ class Stack:
                 "version": STATE_VERSION,
                 "state": self._state,
                 "run_dir": str(self.config.run_dir),
-                "owner_pid": os.getpid(),
+                "owner_pid": self._owner_pid,  # the watchdog watches it (restarts keep it)
                 "detached": self._detached,
                 "started_at": self._started_at,
                 "startup_seconds": self.startup_seconds,
                 "ports": self.ports.as_dict() if self.ports else None,
+                "kafka_nodes": (
+                    [dataclasses.asdict(n) for n in self.kafka_nodes] if self.kafka_nodes else None
+                ),
+                "config": self.config.to_dict(),
                 "parts": {name: r.to_dict() for name, r in self._running.items()},
                 "endpoints": self._endpoints.to_dict() if self._endpoints else None,
             }
@@ -298,10 +345,17 @@ class Stack:
 
         t0 = time.monotonic()
         self.ports = ports = cfg.resolve_ports()
+        self.kafka_nodes = nodes = cfg.resolve_kafka_nodes(ports)
         busy = ports.busy()
+        checked = set(ports.as_dict().values())
+        for i, node in enumerate(nodes):
+            for field_name, port in dataclasses.asdict(node).items():
+                if port and port not in checked and not port_is_free(port):
+                    busy.append((f"kafka_nodes[{i}].{field_name}", port))
         if busy:
             raise DevstackError("ports already in use: " + ", ".join(f"{n}={p}" for n, p in busy))
-        endpoints = endpoints_for(cfg, ports)
+        endpoints = endpoints_for(cfg, ports, nodes)
+        self._owner_pid = os.getpid()
         self._detached = detach
         self._state = "starting"
         self._started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -309,7 +363,8 @@ class Stack:
 
         if not detach:
             self._start_watchdog()
-        parts = [t(cfg, ports) for t in PART_TYPES]
+        parts = make_parts(cfg, ports, nodes)
+        self._parts = {p.name: p for p in parts}
         abort = threading.Event()
         errors: list[BaseException] = []
         ex = concurrent.futures.ThreadPoolExecutor(len(parts), thread_name_prefix="devstack-start")
@@ -496,6 +551,135 @@ class Stack:
         self.config.env_file.unlink(missing_ok=True)
         self._stop_watchdog()
         return result
+
+    # --- part faults (a running stack) --------------------------------------------------------
+
+    def _recorded(self, part: str) -> RunningPart:
+        with self._lock:
+            r = self._running.get(part)
+        if r is None or part not in self.part_names:
+            known = ", ".join(self.part_names)
+            raise DevstackError(f"no part {part!r} in this stack (parts: {known})")
+        return r
+
+    def _part(self, part: str) -> Part:
+        """The Part object (re-created from the recorded config for an attached stack)."""
+        if part not in self._parts:
+            if self.ports is None:
+                raise DevstackError("stack is not up")
+            parts = make_parts(self.config, self.ports, self.kafka_nodes)
+            self._parts = {p.name: p for p in parts}
+        return self._parts[part]
+
+    def _after_stop(self, r: RunningPart) -> None:
+        if r.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                r.popen.wait(timeout=1)
+        if not r.ref.alive():
+            for path in r.cleanup:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+        with self._lock:
+            self._write_state()
+
+    def kill(self, part: str) -> None:
+        """SIGKILL ``part`` (``postgres``, ``kafka`` or ``kafka-<i>``, ``s3``) and its children at
+        once, as a crash would; it stays down (recorded, not alive) until ``start_part``."""
+        r = self._recorded(part)
+        kill_family(r.ref, r.popen)
+        log.info("%s: pid %d killed (SIGKILL)", part, r.ref.pid)
+        self._after_stop(r)
+
+    def stop_part(
+        self, part: str, *, mode: StopMode = "graceful", timeout: float | None = None
+    ) -> str:
+        """Stop one part, leaving the rest running: ``graceful`` sends its stop signal
+        (postgres: fast shutdown; Kafka: controlled shutdown; s3: SIGTERM), ``immediate`` its
+        crash signal (postgres: SIGQUIT, as ``pg_ctl stop -m immediate``; the others: SIGKILL);
+        SIGKILL after ``timeout`` (default: the part's grace). Returns ``"stopped"``,
+        ``"killed"`` or ``"not running"``."""
+        r = self._recorded(part)
+        if not r.ref.alive():
+            self._after_stop(r)
+            return "not running"
+        p = self._part(part)
+        sig = r.stop_signal if mode == "graceful" else p.immediate_signal
+        grace = timeout if timeout is not None else (r.stop_grace if mode == "graceful" else 10.0)
+        graceful = terminate(
+            r.ref,
+            sig=sig,
+            grace=grace,
+            popen=r.popen,
+            kill_log_level=logging.DEBUG if r.kill_is_normal else logging.WARNING,
+        )
+        outcome = "stopped" if graceful else "killed"
+        log.info("%s: pid %d %s (%s, %s)", part, r.ref.pid, outcome, mode, sig.name)
+        self._after_stop(r)
+        return outcome
+
+    def start_part(self, part: str) -> float:
+        """Start a stopped or killed part again on the same ports and data (no initdb, no
+        storage format, the Kafka TLS files kept) and wait until it is healthy; the new pid goes
+        into stack.json. Returns the seconds it took."""
+        r = self._recorded(part)
+        if r.ref.alive():
+            raise DevstackError(f"{part} is still running (pid {r.ref.pid}); stop it first")
+        if self._endpoints is None:
+            raise DevstackError("stack is not up")
+        p = self._part(part)
+        if isinstance(p, KafkaPart):
+            p.restarting = True
+        t0 = time.monotonic()
+        self._start_part(p, self._endpoints, threading.Event())
+        return time.monotonic() - t0
+
+    def restart(self, part: str, *, mode: RestartMode = "graceful") -> float:
+        """Stop ``part`` (``graceful``/``immediate`` as ``stop_part``, or ``kill``: SIGKILL),
+        start it again on the same ports and data and wait until it is healthy.
+        ``restart("postgres", mode="immediate")`` is ``pg_ctl restart -m immediate``: crash
+        recovery on the way up. Returns the seconds from the stop to healthy."""
+        t0 = time.monotonic()
+        if mode == "kill":
+            self.kill(part)
+        else:
+            self.stop_part(part, mode=mode)
+        self.start_part(part)
+        return time.monotonic() - t0
+
+    def adopt(
+        self,
+        name: str,
+        popen: subprocess.Popen[bytes],
+        *,
+        port: int,
+        log_path: Path,
+        stop_signal: signal.Signals = signal.SIGTERM,
+        stop_grace: float = 5.0,
+    ) -> None:
+        """Record a helper process (e.g. Toxiproxy) with the stack, so that ``stop()`` and
+        the watchdog end it too; ``status()`` reports it alive or not (no health check)."""
+        if name in self.part_names:
+            raise DevstackError(f"{name!r} is a part's name")
+        running = RunningPart(
+            name=name,
+            ref=ProcRef(popen.pid, proc_start_time(popen.pid)),
+            port=port,
+            log_path=log_path,
+            stop_signal=stop_signal,
+            stop_grace=stop_grace,
+            popen=popen,
+        )
+        with self._lock:
+            self._running[name] = running
+            self._write_state()
+
+    def forget(self, name: str) -> None:
+        """Drop an adopted process (ended by its owner) from the record."""
+        if name in self.part_names:
+            raise DevstackError(f"{name!r} is a part's name")
+        with self._lock:
+            if self._running.pop(name, None) is not None and self._state != "down":
+                self._write_state()
 
     # --- context manager -----------------------------------------------------------------------
 
