@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from sandboxes.faults import DEFAULT_FAULT_TIMEOUT, FaultInjector, install_sandbox_basics
-from sandboxes.seed import load_seed
+from sandboxes.seed import load_seed_with_extra
 
 log = logging.getLogger("sandboxes.chsi")
 
@@ -478,7 +478,7 @@ def create_app(
     """
     sandbox = ChsiSandbox(
         secret=secret,
-        seed=seed if seed is not None else load_seed("chsi_seed.json"),
+        seed=seed if seed is not None else load_seed_with_extra("chsi_seed.json", "chsi"),
         public_url=public_url,
         ticket_ttl=ticket_ttl,
         clock=clock,

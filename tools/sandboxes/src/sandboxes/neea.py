@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from sandboxes.faults import DEFAULT_FAULT_TIMEOUT, FaultInjector, install_sandbox_basics
-from sandboxes.seed import load_seed
+from sandboxes.seed import load_seed_with_extra
 
 Exam = Literal["CET", "PETS", "NCRE", "NIT"]
 PUBLIC_FIELDS = (
@@ -76,7 +76,9 @@ def create_app(
     fault_timeout: float = DEFAULT_FAULT_TIMEOUT,
 ) -> FastAPI:
     """The NEEA sandbox app; `seed=None` loads the packaged `neea_seed.json`."""
-    sandbox = NeeaSandbox(seed if seed is not None else load_seed("neea_seed.json"))
+    sandbox = NeeaSandbox(
+        seed if seed is not None else load_seed_with_extra("neea_seed.json", "neea")
+    )
     faults = FaultInjector(timeout_seconds=fault_timeout)
     app = FastAPI(title="NEEA certificate query sandbox (CET, PETS, NCRE, NIT)")
     app.state.sandbox = sandbox
