@@ -795,6 +795,31 @@ async def test_storage_down_is_a_503_with_retry_after_and_nothing_half_stored(
     assert (seen["photos"], seen["pending"], seen["events"]) == (0, 0, [])
 
 
+async def test_serving_a_photo_while_storage_is_down_is_a_503_with_retry_after(
+    client: httpx.AsyncClient, media_without_storage: bootstrap.Media, tokens: Any,
+    pictures: Any,
+) -> None:  # fmt: skip
+    from media_service.entrypoints.api import attach, build_app
+    from servicekit.auth import StaticKeys, TokenVerifier
+    from servicekit.signing import IDENTITY_ISSUER
+
+    alice = tokens.candidate(ALICE)
+    uploaded = await upload(client, alice, pictures.jpeg())
+    assert uploaded.status_code == 201, uploaded.text
+    base = f"{PHOTOS}/{uploaded.json()['photo_id']}"
+    app = build_app()  # the same database, storage gone (SeaweedFS stopped)
+    keys = StaticKeys({tokens.keypair.kid: tokens.keypair.public_key})
+    attach(app, media_without_storage, TokenVerifier(keys, issuer=IDENTITY_ISSUER))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://media") as down:
+        for variant in ("display", "thumbnail", "full"):
+            response = await down.get(f"{base}/{variant}", headers=alice)
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "30"
+            assert response.json()["error"]["code"] == "media.storage_unavailable"
+    assert (await client.get(f"{base}/display", headers=alice)).status_code == 200  # back
+
+
 class FailingDisplayWrites(ObjectStore):
     """The real bucket, except that writing a display copy fails (storage dying mid-upload)."""
 

@@ -131,7 +131,11 @@ def forbidden(detail_en: str) -> AppError:
 def keys_unavailable() -> AppError:
     """503 `auth.unavailable`: the signing keys could never be fetched from identity."""
     return AppError(
-        "auth.unavailable", "登录服务暂时不可用，请稍后重试", "JWKS unavailable", status=503
+        "auth.unavailable",
+        "登录服务暂时不可用，请稍后重试",
+        "JWKS unavailable",
+        status=503,
+        headers={"Retry-After": "5"},
     )
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventkit.logs import correlation_id
-from servicekit.errors import log_unhandled, send_error, unexpected
+from servicekit.errors import answer_error, is_unavailable, log_unhandled, unexpected
 from servicekit.metrics import REQUEST_SECONDS
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -45,7 +45,9 @@ def route_template(scope: Scope) -> str:
 class RequestContext:
     """Pure-ASGI middleware: request id, correlation id, access log line, latency histogram.
 
-    The id is stored in `request.state.request_id`; unexpected exceptions become a 500 `internal`.
+    The id is stored in `request.state.request_id`; unexpected exceptions become a 500 `internal`
+    (a dependency away for the moment: a 503 `service.unavailable` with Retry-After), as the
+    web UI's HTML error page for its own pages.
     Query strings and bodies are never logged. `quiet_paths` (probes, metrics) log at DEBUG.
     """
 
@@ -90,11 +92,20 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if started:
-                log_unhandled(exc)
+            if started:  # a streamed body or a background task: the status is already sent
+                if is_unavailable(exc):
+                    access_log.warning(
+                        "dependency unavailable after the response started",
+                        extra={"error": type(exc).__name__, "request_id": rid},
+                    )
+                else:
+                    log_unhandled(exc)
                 raise
-            status_code, code, message = unexpected(exc)
-            await send_error(send_with_id, status_code, code, message, rid)
+            answer = unexpected(exc)
+            await answer_error(
+                scope, receive, send_with_id, answer.status, answer.code, answer.message,
+                headers=answer.headers,
+            )  # fmt: skip
         finally:
             elapsed = time.perf_counter() - begun
             template = route_template(scope)

@@ -5,23 +5,29 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
 from eventkit.errors import DomainError
 from eventkit.logs import correlation_id, mask_personal_data
+from eventkit.transient import describe, is_transient
 
 log = logging.getLogger("servicekit.errors")
 
 INTERNAL_MESSAGE = "系统繁忙，请稍后重试"
 INVALID_REQUEST_MESSAGE = "提交的信息有误，请检查后重试"
+# A dependency (the database, object storage, a peer) is away for the moment: 503, never 500.
+UNAVAILABLE_CODE = "service.unavailable"
+UNAVAILABLE_MESSAGE = "服务暂时不可用，请稍后重试"
+UNAVAILABLE_RETRY_AFTER = 5  # seconds
 
 
 class FieldError(BaseModel):
@@ -80,6 +86,31 @@ class AppError(Exception):
         self.fields = tuple(fields)
         self.extra = dict(extra or {})
         self.headers = dict(headers or {})
+
+
+class ServiceUnavailable(AppError):
+    """503 `service.unavailable` with Retry-After: what the service needs is away for now."""
+
+    def __init__(
+        self,
+        detail_en: str,
+        *,
+        retry_after: int = UNAVAILABLE_RETRY_AFTER,
+        code: str = UNAVAILABLE_CODE,
+        message: str = UNAVAILABLE_MESSAGE,
+    ) -> None:
+        super().__init__(
+            code, message, detail_en, status=503, headers={"Retry-After": str(retry_after)}
+        )
+
+
+def with_retry_after(status: int, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """`headers`, with the default Retry-After added to a 503 that has none: every 503 the
+    services answer tells the client when to try again."""
+    result = dict(headers or {})
+    if status == 503 and not any(k.lower() == "retry-after" for k in result):
+        result["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+    return result
 
 
 def request_id_of(request: Request) -> str:
@@ -164,6 +195,7 @@ async def _respond(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     rid = request_id_of(request)
+    headers = with_retry_after(status, headers)
     html = await error_page_response(request, ErrorView(status, code, message, rid, tuple(fields)))
     if html is not None:
         for name, value in (headers or {}).items():
@@ -184,6 +216,54 @@ async def error_page_response(request: Request, view: ErrorView) -> Response | N
     return html
 
 
+async def answer_error(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    fields: Sequence[FieldError] = (),
+) -> None:
+    """Answer from a pure-ASGI middleware: a web UI's own HTML error page for its pages (a
+    candidate never sees JSON; a plain page when the UI's own cannot be rendered), else the
+    JSON error body."""
+    request_id = str(scope.get("state", {}).get("request_id", ""))
+    headers = with_retry_after(status, headers)
+    if "app" in scope:  # set by Starlette before its middleware runs
+        view = ErrorView(status, code, message, request_id, tuple(fields))
+        try:
+            html = await error_page_response(Request(scope, receive), view)
+        except Exception as exc:  # the UI's page needs what is not there (yet): a plain one
+            log.warning("error page failed", extra={"error": describe(exc)})
+            html = plain_error_page(view)
+        if html is not None:
+            for name, value in headers.items():
+                html.headers[name] = value
+            await html(scope, receive, send)
+            return
+    all_headers = {"X-Request-ID": request_id} if request_id else {}
+    all_headers.update(headers)
+    await send_error(send, status, code, message, request_id, all_headers, fields)
+
+
+def plain_error_page(view: ErrorView) -> Response:
+    """A bare Chinese HTML error page (no template, no script, no style), for a web UI whose
+    own page cannot be rendered: while it starts, before its templates are wired."""
+    body = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>{escape(view.message)}</title></head><body>"
+        f"<h1>{escape(view.message)}</h1>"
+        f"<p>错误代码：{escape(view.code)}</p>"
+        + (f"<p>请求编号：{escape(view.request_id)}</p>" if view.request_id else "")
+        + "</body></html>"
+    )
+    headers = {"X-Request-ID": view.request_id} if view.request_id else None
+    return HTMLResponse(body, status_code=view.status, headers=headers)
+
+
 async def send_error(
     send: Send,
     status: int,
@@ -200,7 +280,10 @@ async def send_error(
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
     ]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    raw += [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in with_retry_after(status, headers).items()
+    ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})
 
@@ -361,19 +444,89 @@ def log_unhandled(exc: BaseException) -> None:
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})  # character_not_in_repertoire, untranslatable
 
 
-def unexpected(exc: BaseException) -> tuple[int, str, str]:
-    """Status, code and message for an exception nothing handled, logged as it deserves: text
-    the database cannot store is the request's fault (422); anything else is a 500."""
+@dataclass(frozen=True)
+class Unexpected:
+    """How to answer an exception nothing handled: status, code, message and headers."""
+
+    status: int
+    code: str
+    message: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups; `exc` itself when it is not one."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]
+
+
+def _unavailable_leaf(exc: BaseException) -> bool:
+    if isinstance(exc, AppError | DomainError):
+        return exc.status == 503  # PeerUnavailable, StorageUnavailable, ...
+    return is_transient(exc)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says a dependency is away for the moment (the database unreachable or
+    restarting, a dropped connection, a pool that timed out, a lost serialization race; the
+    shared rule of `eventkit.transient`), not that the code or the request is wrong. An
+    exception group is when every exception in it is."""
+    found = leaves(exc)
+    return bool(found) and all(_unavailable_leaf(e) for e in found)
+
+
+def _retry_after_of(exc: BaseException) -> int:
+    seconds = UNAVAILABLE_RETRY_AFTER
+    for leaf in leaves(exc):
+        headers = getattr(leaf, "headers", None)
+        value = headers.get("Retry-After") if isinstance(headers, Mapping) else None
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            seconds = max(seconds, int(value))
+        retry_after = getattr(leaf, "retry_after", None)
+        if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+            seconds = max(seconds, int(retry_after))
+    return seconds
+
+
+def unexpected(exc: BaseException) -> Unexpected:
+    """How to answer an exception nothing handled, logged as it deserves: a dependency away
+    for the moment (`is_unavailable`) is a 503 `service.unavailable` with Retry-After; text the
+    database cannot store is the request's fault (422); anything else is a 500."""
+    if is_unavailable(exc):
+        log.warning(
+            "dependency unavailable",
+            extra={"error": "; ".join(describe(e) for e in leaves(exc))[:500]},
+        )
+        retry_after = str(_retry_after_of(exc))
+        return Unexpected(503, UNAVAILABLE_CODE, UNAVAILABLE_MESSAGE, {"Retry-After": retry_after})
     if getattr(exc, "sqlstate", None) in _UNSTORABLE_TEXT:
         log.warning("text refused by the database", extra={"exception": type(exc).__name__})
-        return 422, "request.invalid_text", "提交的内容包含不允许的字符"
+        return Unexpected(422, "request.invalid_text", "提交的内容包含不允许的字符")
     log_unhandled(exc)
-    return 500, "internal", INTERNAL_MESSAGE
+    return Unexpected(500, "internal", INTERNAL_MESSAGE)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    status, code, message = unexpected(exc)
-    return await _respond(request, status, code, message)
+    answer = unexpected(exc)
+    return await _respond(
+        request, answer.status, answer.code, answer.message, headers=answer.headers
+    )
+
+
+async def _group_error(request: Request, exc: Exception) -> Response:
+    """An exception group (a task group in a route, a middleware's): one error the handlers
+    know (a refusal, a peer away) is answered as that error; anything else as `unexpected`."""
+    found = leaves(exc)
+    if len(found) == 1:
+        only = found[0]
+        if isinstance(only, DomainError):
+            return await _domain_error(request, only)
+        if isinstance(only, AppError):
+            return await _app_error(request, only)
+        if isinstance(only, HTTPException):
+            return await _http_error(request, only)
+    return await _internal_error(request, exc)
 
 
 def app_error_of(exc: DomainError) -> AppError:
@@ -391,9 +544,11 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map domain, AppError, validation, HTTP and unexpected errors to the shared body."""
+    """Map domain, AppError, validation, HTTP, grouped and unexpected errors to the shared body
+    (a dependency away for the moment: 503 with Retry-After, never 500)."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ExceptionGroup, _group_error)
     app.add_exception_handler(Exception, _internal_error)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -71,7 +71,9 @@ def health_router(
     A failing check of `checks` makes /readyz 503 (the pod leaves the Service); a failing
     `advisory` one is reported (`degraded`) with a 200: an API whose writes go to its outbox keeps
     serving while Kafka is away, and taking every pod out would turn a Kafka outage into a site
-    outage. /readyz answers only direct requests (`direct_only`)."""
+    outage. While the service is still starting (`servicekit.app.Startup` waiting for its
+    database) /readyz is 503 with the `startup` check failed. /readyz answers only direct
+    requests (`direct_only`)."""
     router = APIRouter(tags=["health"])
     gating = dict(checks)
     named = {**gating, **{n: c for n, c in (advisory or {}).items() if n not in gating}}
@@ -81,7 +83,12 @@ def health_router(
         return {"status": "ok"}
 
     @router.get("/readyz", include_in_schema=False, dependencies=[Depends(direct_only)])
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
+        if getattr(request.app.state, "service_starting", False):  # servicekit.app.Startup
+            starting = Readiness(
+                status="unavailable", checks={"startup": "failed"}, failures=["startup"]
+            )
+            return JSONResponse(starting.model_dump(), status_code=503)
         results = await asyncio.gather(*(_run(n, c, timeout) for n, c in named.items()))
         statuses = dict(zip(named, results, strict=True))
         failures = [n for n, s in statuses.items() if s != "ok" and n in gating]

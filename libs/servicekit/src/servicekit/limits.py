@@ -6,16 +6,13 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventkit.text import ascii_int, has_control_characters
 from servicekit.errors import (
     INVALID_REQUEST_MESSAGE,
-    ErrorView,
     FieldError,
-    error_page_response,
-    send_error,
+    answer_error,
 )
 
 TOO_LARGE_CODE = "request.too_large"
@@ -106,15 +103,7 @@ async def refuse(
 ) -> None:
     """Answer from the middleware: a web UI's own HTML error page for its pages (a form posted
     with too big a photo must not show JSON to a candidate), else the JSON error body."""
-    request_id = str(scope.get("state", {}).get("request_id", ""))
-    if "app" in scope:  # set by Starlette before its middleware runs
-        view = ErrorView(status, code, message, request_id, tuple(fields))
-        html = await error_page_response(Request(scope, receive), view)
-        if html is not None:
-            await html(scope, receive, send)
-            return
-    headers = {"X-Request-ID": request_id} if request_id else {}
-    await send_error(send, status, code, message, request_id, headers, fields)
+    await answer_error(scope, receive, send, status, code, message, fields=fields)
 
 
 class RequestText:

@@ -103,12 +103,13 @@ async def serve_in_process(
     app: ASGIApp, *, port: int | None = None, timeout: float = 20.0, **config: Any
 ) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on a free port inside this event loop (a real socket, so
-    other processes can call it back); yield its base URL. The app's lifespan is not run: wire
-    its state before entering. `config`: more of uvicorn's settings (`forwarded_allow_ips`)."""
+    other processes can call it back); yield its base URL. The app's lifespan is not run unless
+    `lifespan="on"` is given: wire its state before entering. `config`: more of uvicorn's
+    settings (`forwarded_allow_ips`, `lifespan`)."""
     port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", **config
+            app, host="127.0.0.1", port=port, log_level="warning", **{"lifespan": "off", **config}
         )
     )
     task = asyncio.create_task(server.serve())
@@ -174,3 +175,116 @@ def check_documented_answer(
     if status >= 400:
         error = json.loads(body)["error"]
         assert isinstance(error["code"], str) and isinstance(error["message"], str), described
+
+
+class TcpForwarder:
+    """A TCP forwarder on a free local port to `target_host:target_port`, for fault tests: put
+    it between a client (an asyncpg pool, an S3 client) and the real server, then `cut()` every
+    open connection, `refuse()` new ones (accepted and closed at once: the server is "down"),
+    and `restore()` the link, all without restarting the client or the server.
+
+        async with TcpForwarder("127.0.0.1", stack.pg_port) as link:
+            dsn = dsn.replace(f":{stack.pg_port}/", f":{link.port}/")
+            ...
+            link.refuse()   # PostgreSQL unreachable: new connections fail, open ones are cut
+            link.restore()  # back
+    """
+
+    def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1") -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.host = host
+        self.port = 0
+        self.refusing = False
+        self._server: asyncio.Server | None = None
+        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> TcpForwarder:
+        """Listen (on a free port unless `port` was set)."""
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening and cut every connection."""
+        if self._server is not None:
+            self._server.close()
+            self.cut()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> TcpForwarder:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def connections(self) -> int:
+        """How many connections are being forwarded now."""
+        return len(self._pairs)
+
+    def cut(self) -> None:
+        """Reset every open connection (both sides); new ones are still forwarded."""
+        for client, upstream in list(self._pairs):
+            for writer in (client, upstream):
+                if writer is not None:
+                    _abort(writer)
+        self._pairs.clear()
+
+    def refuse(self) -> None:
+        """Cut every open connection and close new ones at once, until `restore()`."""
+        self.refusing = True
+        self.cut()
+
+    def restore(self) -> None:
+        """Forward new connections again."""
+        self.refusing = False
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            _abort(writer)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            _abort(writer)
+            return
+        pair = (writer, up_writer)
+        self._pairs.add(pair)
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(up_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            self._tasks.difference_update(pumps)
+            self._pairs.discard(pair)
+            _abort(writer)
+            _abort(up_writer)
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            return
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    """Close a connection with a reset (no FIN handshake): what a dying server looks like."""
+    transport = writer.transport
+    if not transport.is_closing():
+        transport.abort()

@@ -19,11 +19,11 @@ from application_service.domain.catalogue import Catalogue
 from application_service.service_layer.applications import Applications, PhotoCitations
 from application_service.service_layer.windows import Windows
 from application_service.settings import ApplicationSettings
-from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from eventkit.projection import create_schema
 from eventkit.settings import PlatformSettings
 from eventkit.store import EventStore
+from servicekit.db import service_pool
 from servicekit.identity_client import IdentityClient
 from servicekit.web import EndedSessions
 
@@ -109,5 +109,5 @@ async def start() -> ApplicationService:
     platform = PlatformSettings()
     dsn = platform.pg_dsn.get_secret_value()
     await prepare_database(dsn)
-    pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
+    pool = await service_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
     return wire(pool, ApplicationSettings(), clients=True)

@@ -13,11 +13,11 @@ from credential_verify_service.adapters.neea import NeeaClient
 from credential_verify_service.service_layer.certificates import Certificates
 from credential_verify_service.service_layer.degrees import Degrees
 from credential_verify_service.settings import CredentialSettings
-from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from eventkit.projection import create_schema
 from eventkit.settings import PlatformSettings
 from eventkit.store import EventStore
+from servicekit.db import service_pool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -84,5 +84,5 @@ async def start() -> CredentialVerify:
     settings = CredentialSettings()  # refuses public development secrets before connecting
     dsn = platform.pg_dsn.get_secret_value()
     await prepare_database(dsn)
-    pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
+    pool = await service_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
     return wire(pool, settings)

@@ -12,7 +12,6 @@ from pathlib import Path
 import asyncpg
 from starlette.requests import Request
 
-from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from eventkit.settings import PlatformSettings
 from eventkit.store import EventStore
@@ -30,6 +29,7 @@ from identity_service.service_layer.staff import StaffAccounts
 from identity_service.service_layer.tokens import Tokens
 from identity_service.settings import IdentitySettings
 from servicekit.context import client_address, parse_networks
+from servicekit.db import service_pool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -132,7 +132,11 @@ async def start() -> Identity:
     cipher, settings = PiiCipher.from_settings(PiiSettings()), IdentitySettings()
     dsn = platform.pg_dsn.get_secret_value()
     await migrate(dsn, "identity", MIGRATIONS)
-    pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
+    pool = await service_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
     identity = wire(pool, settings, cipher)
-    await identity.keys.ensure_key()
+    try:
+        await identity.keys.ensure_key()
+    except BaseException:  # PostgreSQL went away meanwhile: the API's Startup tries again
+        await identity.close()
+        raise
     return identity

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import asyncpg
 
-from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from eventkit.projection import create_schema
 from eventkit.settings import PlatformSettings
@@ -18,6 +17,7 @@ from media_service.adapters.usage import USAGE_SCHEMA, PhotoUsage
 from media_service.domain.errors import StorageUnavailable
 from media_service.service_layer.photos import Photos
 from media_service.settings import MediaSettings
+from servicekit.db import service_pool
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -65,5 +65,9 @@ async def start() -> Media:
         await objects.ensure_bucket()
     except StorageUnavailable:  # not ready until it is; uploads answer 503 meanwhile
         log.warning("object storage unavailable at startup", exc_info=True)
-    pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
+    try:
+        pool = await service_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
+    except BaseException:  # PostgreSQL went away meanwhile: the API's Startup tries again
+        objects.close()
+        raise
     return wire(pool, objects, settings)

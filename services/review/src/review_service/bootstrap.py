@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from eventkit.db import create_pool
 from eventkit.migrations import migrate
 from eventkit.projection import create_schema
 from eventkit.settings import PlatformSettings
@@ -18,6 +17,7 @@ from review_service.adapters.queue import QueueProjection
 from review_service.adapters.submissions import SUBMISSIONS_SCHEMA, Submissions
 from review_service.service_layer.cases import Cases
 from review_service.settings import ReviewSettings
+from servicekit.db import service_pool
 from servicekit.identity_client import IdentityClient
 from servicekit.web import EndedSessions
 
@@ -77,5 +77,5 @@ async def start() -> Review:
     platform = PlatformSettings()
     dsn = platform.pg_dsn.get_secret_value()
     await prepare_database(dsn)
-    pool = await create_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
+    pool = await service_pool(dsn, min_size=platform.pg_pool_min, max_size=platform.pg_pool_max)
     return wire(pool, ReviewSettings())

@@ -24,7 +24,7 @@ from identity_service.service_layer.accounts import (
 )
 from identity_service.service_layer.sms_codes import Purpose, SendSmsCode
 from identity_service.service_layer.tokens import ISSUER
-from servicekit.app import create_app
+from servicekit.app import Startup, create_app
 from servicekit.auth import TokenVerifier
 from servicekit.health import platform_kafka_check
 from servicekit.openapi import errors
@@ -112,11 +112,14 @@ def build_app(start: Callable[[], Awaitable[bootstrap.Identity]] = bootstrap.sta
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = PlatformSettings()
         configure_logging("identity", platform.log_level, json_lines=platform.log_json)
-        attach(app, await start())
+        # While PostgreSQL is away the API serves 503s and starts once it is back (Startup).
+        startup = Startup(app, "identity", start, lambda identity: attach(app, identity))
         try:
-            yield
+            async with startup:
+                yield
         finally:
-            await app.state.identity.close()
+            if startup.service is not None:
+                await startup.service.close()
 
     async def database_ready() -> None:
         await app.state.identity.pool.fetchval("SELECT 1")
