@@ -28,6 +28,7 @@ async def test_service_migrations_apply_once_and_refuse_edits(
         )
         assert [(r["namespace"], r["name"]) for r in rows] == [
             ("eventkit", "0001_eventkit.sql"),
+            ("eventkit", "0002_parked_streams.sql"),
             ("svc", "0001_people.sql"),
             ("svc", "0002_names.sql"),
         ]

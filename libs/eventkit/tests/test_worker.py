@@ -243,3 +243,109 @@ async def test_a_component_that_hangs_after_its_declared_rest_is_still_restarted
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=5)
+
+
+# --- start-up: waits for PostgreSQL and Kafka, exits on misconfiguration ---------------------
+
+
+class _FakePool:
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def fast_startup(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """run_service_worker with its PostgreSQL and Kafka steps replaced by fakes (counted), no
+    signal handlers, and a supervisor that returns at once."""
+    from eventkit import worker
+    from eventkit.backoff import Backoff
+
+    seen: dict[str, object] = {"pool": _FakePool(), "supervised": None}
+    monkeypatch.setattr(worker, "Backoff", lambda **_: Backoff(initial=0.001, cap=0.005))
+    monkeypatch.setattr(worker, "install_signal_handlers", lambda stop: seen.update(stop=stop))
+    monkeypatch.setattr(worker, "configure_logging", lambda *a, **k: None)
+
+    async def fake_supervise(components, stop, **_):  # type: ignore[no-untyped-def]
+        seen["supervised"] = sorted(components)
+
+    async def fake_pool(dsn: str, **_: object) -> _FakePool:
+        return seen["pool"]  # type: ignore[return-value]
+
+    monkeypatch.setattr(worker, "supervise", fake_supervise)
+    monkeypatch.setattr(worker, "create_pool", fake_pool)
+    return seen
+
+
+def _failing(times: int, exc: BaseException, result: object = None):  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+
+    async def attempt(*_: object, **__: object) -> object:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise exc
+        return result
+
+    return attempt, calls
+
+
+async def test_start_up_waits_for_postgresql_and_kafka_then_runs(
+    fast_startup: dict[str, object],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import errno
+
+    from aiokafka.errors import KafkaConnectionError
+
+    from eventkit import worker
+
+    prepare, prepared = _failing(3, ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+    topics, created = _failing(2, KafkaConnectionError("no broker"), result=["t"])
+    monkeypatch.setattr(worker, "ensure_topics", topics)
+    with caplog.at_level("WARNING", logger="eventkit.worker"):
+        await asyncio.wait_for(
+            worker.run_service_worker("svc", {"thing": "t"}, prepare=prepare), timeout=10
+        )
+    assert prepared["n"] == 4 and created["n"] == 3
+    assert fast_startup["supervised"] == ["relay"]
+    assert fast_startup["pool"].closed  # type: ignore[attr-defined]
+    waits = [r for r in caplog.records if r.getMessage().startswith("waiting for")]
+    assert len(waits) == 5
+    assert {getattr(r, "cause", None) for r in waits} == {
+        "ConnectionRefusedError", "KafkaConnectionError"
+    }  # fmt: skip
+
+
+async def test_start_up_exits_on_a_wrong_password_without_retrying(
+    fast_startup: dict[str, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncpg
+
+    from eventkit import worker
+
+    prepare, prepared = _failing(99, asyncpg.exceptions.InvalidPasswordError("bad password"))
+    with (
+        caplog.at_level("ERROR", logger="eventkit.worker"),
+        pytest.raises(asyncpg.exceptions.InvalidPasswordError),
+    ):
+        await worker.run_service_worker("svc", {}, prepare=prepare)
+    assert prepared["n"] == 1 and fast_startup["supervised"] is None
+    assert any("cannot start" in r.getMessage() for r in caplog.records)
+
+
+async def test_stop_during_start_up_ends_the_worker_cleanly(
+    fast_startup: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventkit import worker
+
+    prepare, prepared = _failing(10**6, ConnectionResetError("reset"))
+    # SIGTERM 50 ms into a start-up PostgreSQL never lets finish
+    monkeypatch.setattr(
+        worker,
+        "install_signal_handlers",
+        lambda stop: asyncio.get_running_loop().call_later(0.05, stop.set),
+    )
+    await asyncio.wait_for(worker.run_service_worker("svc", {}, prepare=prepare), timeout=10)
+    assert prepared["n"] > 1 and fast_startup["supervised"] is None

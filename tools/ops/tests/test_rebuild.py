@@ -304,3 +304,56 @@ async def test_dead_letters_are_listed_shown_retried_after_a_fix_and_discarded(
 async def _count(letters: Callable[[], object], expected: int) -> bool:
     rows = await letters()  # type: ignore[misc]
     return len(rows) == expected
+
+
+async def test_a_parked_stream_shows_in_lag_and_dead_letters_and_a_retry_unparks_it(
+    rig: Rig, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ops import lag
+
+    monkeypatch.setattr(lag, "discover", rebuild.discover)  # the rig's service, for `ops lag`
+    poison, later = (
+        NewEvent(event_type="Poison", payload={"n": 1}),
+        NewEvent(event_type="Counted", payload={"n": 2}),
+    )
+    await rig.store.append("thing", "parked-1", 0, [poison], META)
+    await rig.store.append("thing", "parked-1", 1, [later], META)
+    good = await rig.fill(2, 2)
+    await rig.until_applied(good)
+
+    async def letters() -> list[dict[str, object]]:
+        assert await run(["dead-letters", "list", "--json"]) == 0
+        return list(json.loads(capsys.readouterr().out))
+
+    await eventually(lambda: _count(letters, 2), timeout=30)
+    listed = {r["status"]: r for r in await letters()}
+    head, held = listed["open"], listed["held"]
+    assert head["event_id"] == str(poison.event_id) and head["parks_stream"] is True
+    assert held["event_id"] == str(later.event_id) and held["held_by"] == head["id"]
+    assert held["error_type"] == "StreamParked" and held["stream"] == "thing/parked-1"
+    assert later.event_id not in await rig.applied()
+    assert await run(["dead-letters", "list"]) == 0
+    assert f"waits for #{head['id']}" in capsys.readouterr().out
+
+    assert await run(["lag", "--service", "review", "--json"]) == 0
+    [service] = json.loads(capsys.readouterr().out)["services"]
+    live = next(p for p in service["projections"] if p["projection"] == rig.projection.name)
+    assert (live["open_dead_letters"], live["parked_streams"], live["held_events"]) == (1, 1, 1)
+    assert await run(["lag", "--service", "review"]) == 0
+    assert "1 (暂扣 held 1)" in capsys.readouterr().out
+
+    # discarding the head would strand the held event: refused without --apply-held
+    assert await run(["dead-letters", "discard", "review", str(head["id"])]) == 1
+    assert "--apply-held" in capsys.readouterr().err
+
+    rig.offer(Fixed(rig.projection))
+    assert await run(["dead-letters", "retry", "review", str(head["id"])]) == 0
+    out = capsys.readouterr().out
+    assert "已应用 applied" in out and "stream unparked" in out
+    counts = await rig.applied()
+    assert counts[poison.event_id] == 1 and counts[later.event_id] == 1
+    assert await letters() == []
+    assert await run(["lag", "--service", "review", "--json"]) == 0
+    [service] = json.loads(capsys.readouterr().out)["services"]
+    live = next(p for p in service["projections"] if p["projection"] == rig.projection.name)
+    assert (live["open_dead_letters"], live["parked_streams"], live["held_events"]) == (0, 0, 0)

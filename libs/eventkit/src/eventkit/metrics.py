@@ -27,3 +27,23 @@ CONSUMER_LAG = Gauge(
 DEAD_LETTERS = Counter(
     "eventkit_dead_letters_total", "Events a consumer could not apply", ["consumer"]
 )
+CONSUMER_TRANSIENT_RETRIES = Counter(
+    "eventkit_consumer_transient_retries_total",
+    "Batches a consumer tried again after a transient failure (never dead-lettered)",
+    ["consumer"],
+)
+RELAY_RETRIES = Counter(
+    "eventkit_relay_retries_total",
+    "Times the outbox relay started over from its saved position after a failure",
+    ["relay"],
+)
+STREAMS_PARKED = Counter(
+    "eventkit_streams_parked_total",
+    "Streams a consumer parked behind a dead letter (later events held, not applied)",
+    ["consumer"],
+)
+EVENTS_HELD = Counter(
+    "eventkit_events_held_total",
+    "Events a consumer held behind a parked stream's dead letter (not errors)",
+    ["consumer"],
+)

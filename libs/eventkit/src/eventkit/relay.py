@@ -5,6 +5,16 @@ in one transaction. The relay publishes each event keyed by stream id (so one ag
 stay in order in one partition) and saves its feed position only after the broker acknowledged
 every event up to it. A crash therefore repeats at most the unacknowledged tail: duplicates only
 across a crash, never a loss. One relay per store holds a PostgreSQL advisory lock; replicas wait.
+
+Failures never end the relay: a failed send or acknowledgement (Kafka away), a failed read or
+save (PostgreSQL away) drops the producer, rests with exponential backoff (0.1 s to 5 s, jitter;
+a declared rest, `eventkit.health.pause`), and starts over from the saved position with a new
+producer. The idempotent producer never lets a later event of a partition land after one that
+failed, so starting over repeats events (duplicates, which consumers' inboxes absorb) and never
+reorders first deliveries. When the connection holding the leader lock dies, the lock is gone
+with it: the relay stops leading and competes for the lock again. Only a producer Kafka refuses
+for good at start (credentials, an untrusted CA: `eventkit.transient`) raises, for the
+supervisor to log and restart it as before.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from typing import Protocol
 import asyncpg
 
 from eventkit import metrics
+from eventkit.backoff import Backoff, rest_after
 from eventkit.db import Conn
 from eventkit.feed import FeedEvent, Position, approximate_lag, read_feed
 from eventkit.health import beat, pause
@@ -28,8 +39,14 @@ from eventkit.kafka import (
     message_headers,
     start_or_explain,
 )
+from eventkit.transient import describe, is_transient
 
 log = logging.getLogger(__name__)
+
+
+class LeadershipLost(ConnectionError):
+    """The connection holding the relay's leader lock is gone, and the lock with it."""
+
 
 TopicRouter = Callable[[str], str | None]
 """Maps a stream type to its topic; None keeps that stream private (not published)."""
@@ -80,6 +97,7 @@ class OutboxRelay:
         self._idle_sleep = idle_sleep
         self._max_idle_sleep = max_idle_sleep
         self._lock_key = zlib.crc32(f"eventkit.relay:{name}".encode())
+        self.max_backoff = 5.0
 
     async def position(self) -> Position:
         """The saved position: everything up to it has been acknowledged by Kafka."""
@@ -87,15 +105,35 @@ class OutboxRelay:
             return await self._load_position(conn)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Relay until `stop` is set or the task is cancelled; waits for the leader lock first."""
+        """Relay until `stop` is set or the task is cancelled; waits for the leader lock first.
+
+        PostgreSQL going away (the lock's connection included) is waited out with backoff,
+        then the relay competes for the lock again; it never returns before `stop`."""
         stop = stop or asyncio.Event()
+        backoff = Backoff(cap=self.max_backoff)
+        while not stop.is_set():
+            try:
+                await self._lead_when_possible(stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                metrics.RELAY_RETRIES.labels(self.name).inc()
+                if await rest_after(
+                    exc, backoff, stop, "relay lost PostgreSQL; retrying", relay=self.name
+                ):
+                    return
+
+    async def _lead_when_possible(self, stop: asyncio.Event) -> None:
         async with self._pool.acquire() as lock_conn:
             while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 beat()  # standing by is progress too: another replica leads
                 if await _wait(stop, 1.0):
                     return
             try:
-                await self._run_as_leader(stop)
+                await self._run_as_leader(stop, lock_conn)
             finally:
                 try:
                     await lock_conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
@@ -105,37 +143,58 @@ class OutboxRelay:
                     lock_conn.terminate()
                     raise
 
-    async def _run_as_leader(self, stop: asyncio.Event) -> None:
-        producer = self._producer_factory()
-        await self._start(producer)
+    async def _run_as_leader(self, stop: asyncio.Event, lock_conn: Conn) -> None:
+        producer: Producer | None = None
+        position: Position | None = None
+        backoff = Backoff(cap=self.max_backoff)
+        sleep = self._idle_sleep
         try:
-            async with self._pool.acquire() as conn:
-                position = await self._load_position(conn)
-            sleep = self._idle_sleep
             while not stop.is_set():
                 beat()  # a turn of the loop: the supervisor restarts a relay stuck in one
+                if lock_conn.is_closed():
+                    raise LeadershipLost("the connection holding the leader lock is gone")
+                starting = producer is None
                 try:
+                    if producer is None:
+                        producer = self._producer_factory()
+                        await self._start(producer)
+                    starting = False
+                    if position is None:
+                        async with self._pool.acquire() as conn:
+                            position = await self._load_position(conn)
                     published, position = await self._relay_batch(producer, position)
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception(
-                        "relay batch failed; restarting the producer", extra={"relay": self.name}
-                    )
-                    await _stop_quietly(producer)
-                    producer = self._producer_factory()
-                    await _wait(stop, 1.0)
-                    await self._start(producer)
-                    async with self._pool.acquire() as conn:
-                        position = await self._load_position(conn)
+                except Exception as exc:
+                    # Start over from the saved position with a new producer: nothing after
+                    # it was acknowledged for sure, and the old producer's failures must not
+                    # let a later event overtake an earlier one.
+                    if starting and not is_transient(exc):
+                        raise  # Kafka refuses this client (credentials, CA): the supervisor's
+                    metrics.RELAY_RETRIES.labels(self.name).inc()
+                    if not is_transient(exc):
+                        log.error(
+                            "relay batch failed; starting over from the saved position",
+                            extra={"relay": self.name, "cause": describe(exc)},
+                            exc_info=True,
+                        )
+                    if producer is not None:
+                        await _stop_quietly(producer)
+                    producer, position = None, None
+                    if await rest_after(
+                        exc, backoff, stop, "relay batch failed; retrying", relay=self.name
+                    ):
+                        return
                     continue
+                backoff.reset()
                 if published:
                     sleep = self._idle_sleep
                     continue
                 sleep = min(sleep * 2, self._max_idle_sleep)
                 await _wait(stop, sleep)
         finally:
-            await _stop_quietly(producer)
+            if producer is not None:
+                await _stop_quietly(producer)
 
     async def _start(self, producer: Producer) -> None:
         if self._kafka is None:

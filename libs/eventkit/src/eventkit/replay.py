@@ -42,6 +42,19 @@ async def _fresh_shadow(pool: asyncpg.Pool, projection: Projection) -> str:
     async with pool.acquire() as conn:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{shadow}" CASCADE')
         await create_schema(conn, projection, shadow)
+        # A new rebuild starts with no stream parked by an earlier one (ADR 0018); the events
+        # that one held are closed with it.
+        async with conn.transaction():
+            consumers = [f"rebuild.{projection.name}", f"feed.{shadow}"]
+            await conn.execute(
+                "DELETE FROM eventkit.parked_streams WHERE consumer = ANY($1::text[])", consumers
+            )
+            await conn.execute(
+                "UPDATE eventkit.dead_letters SET status = 'discarded', resolved_at = now(),"
+                " resolved_by = 'eventkit:new-rebuild'"
+                " WHERE consumer = ANY($1::text[]) AND status = 'held'",
+                consumers,
+            )
     return shadow
 
 

@@ -8,15 +8,18 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
 
 import asyncpg
 
+from eventkit.backoff import Backoff
 from eventkit.db import create_pool
 from eventkit.health import WorkerHealth, beat, pause, reporting_progress, serve_health
 from eventkit.kafka import TopicSpec, ensure_topics
 from eventkit.logs import configure_logging
 from eventkit.relay import OutboxRelay
 from eventkit.settings import PlatformSettings
+from eventkit.transient import describe, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,56 @@ def every(interval: float, task: Callable[[], Awaitable[object]]) -> Component:
     return run
 
 
+T = TypeVar("T")
+
+
+class StartAbandoned(Exception):
+    """`stop` was set while the worker was still waiting for PostgreSQL or Kafka."""
+
+
+async def until_reachable(
+    what: str,
+    attempt: Callable[[], Awaitable[T]],
+    stop: asyncio.Event,
+    *,
+    backoff: Backoff | None = None,
+) -> T:
+    """`attempt()` until it succeeds; a transient failure (PostgreSQL or Kafka not reachable
+    yet, `eventkit.transient`) is logged and tried again with backoff (0.5 s doubling to 15 s,
+    jitter). A permanent one (a wrong password 28P01, a missing database 3D000, Kafka refusing
+    the credentials or the CA, a bad migration) is logged and raised: retrying cannot fix it and
+    the process should exit and say so. Raises `StartAbandoned` when `stop` is set first."""
+    backoff = backoff or Backoff(initial=0.5, cap=15.0)
+    while True:
+        try:
+            return await attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not is_transient(exc):
+                log.error(
+                    "cannot start: %s failed and retrying will not help",
+                    what,
+                    extra={"step": what, "cause": describe(exc)},
+                    exc_info=True,
+                )
+                raise
+            delay = backoff.next_delay()
+            log.warning(
+                "waiting for %s",
+                what,
+                extra={
+                    "step": what,
+                    "cause": describe(exc),
+                    "error": str(exc)[:300],
+                    "attempt": backoff.attempts,
+                    "retry_in_s": round(delay, 3),
+                },
+            )
+            if await pause(stop, delay):
+                raise StartAbandoned(what) from exc
+
+
 Extras = Callable[
     [asyncpg.Pool, PlatformSettings], AbstractAsyncContextManager[Mapping[str, Component]]
 ]
@@ -138,21 +191,40 @@ async def run_service_worker(
     Prepares the database (`prepare(dsn)`: migrations, projection schemas), creates the topics
     it publishes (`routes`: stream type -> topic; other streams stay private) and consumes, then
     supervises the outbox relay and the service's `extras`.
+
+    PostgreSQL or Kafka not reachable at start (a transient failure) is waited out, each step
+    retried with backoff and logged, so a worker started before its database or brokers comes
+    up when they do; SIGTERM meanwhile ends it cleanly. A permanent failure (a wrong password,
+    a missing database, rejected Kafka credentials) is logged and ends the process: see
+    `until_reachable`.
     """
     platform = PlatformSettings()
     configure_logging(f"{name}-worker", platform.log_level, json_lines=platform.log_json)
     dsn = platform.pg_dsn.get_secret_value()
-    await prepare(dsn)
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
     topics = sorted({*routes.values(), *consumed_topics})
     kafka = platform.kafka_connection
     log.info("kafka connection", extra={"kafka": kafka.describe()})
-    created = await ensure_topics(
-        kafka,
-        [TopicSpec(t, platform.topic_partitions, platform.topic_replication) for t in topics],
-    )
-    if created:
-        log.info("topics created", extra={"topics": created})
-    pool = await create_pool(dsn, min_size=2, max_size=pool_size)
+    try:
+        await until_reachable("PostgreSQL (prepare)", lambda: prepare(dsn), stop)
+        created = await until_reachable(
+            "Kafka (topics)",
+            lambda: ensure_topics(
+                kafka,
+                [TopicSpec(t, platform.topic_partitions, platform.topic_replication)
+                 for t in topics],
+            ),
+            stop,
+        )  # fmt: skip
+        if created:
+            log.info("topics created", extra={"topics": created})
+        pool = await until_reachable(
+            "PostgreSQL (pool)", lambda: create_pool(dsn, min_size=2, max_size=pool_size), stop
+        )
+    except StartAbandoned as abandoned:
+        log.info("stopped before start-up finished", extra={"step": str(abandoned)})
+        return
     relay = OutboxRelay(
         pool,
         routes.get,
@@ -160,8 +232,6 @@ async def run_service_worker(
         bootstrap=kafka,
         batch_size=platform.relay_batch_size,
     )
-    stop = asyncio.Event()
-    install_signal_handlers(stop)
     try:
         async with contextlib.AsyncExitStack() as stack:
             own = await stack.enter_async_context(extras(pool, platform)) if extras else {}

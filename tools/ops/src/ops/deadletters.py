@@ -1,12 +1,20 @@
 """`ops dead-letters`: the events a service's consumers could not apply, kept with their error.
 
-    ops dead-letters list [--service S] [--consumer C] [--status open|...|all] [--json]
+    ops dead-letters list [--service S] [--consumer C] [--status unresolved|open|held|...|all]
+                          [--json]
     ops dead-letters show <service> <id> [--json]
     ops dead-letters retry <service> <id>      (after a fix: apply it again, exactly once)
-    ops dead-letters discard <service> <id>    (ops decided it must never apply)
+    ops dead-letters discard <service> <id> [--apply-held]   (ops decided it must never apply)
 
 Retry goes through the projection's inbox, so an event applied meanwhile is not applied twice;
 a failing retry leaves the letter open and says why.
+
+A dead letter parks its stream for its consumer (ADR 0018): the stream's later events are
+listed as `held`, each with the head letter it waits for (`held_by`). They are not errors and
+are not retried on their own: retrying the head applies it and then them, in order, and unparks
+the stream (a held event that fails becomes the new head). Discarding a head with held events
+needs `--apply-held` (the head is closed unapplied, the held events apply). The default listing
+shows open and held letters.
 """
 
 from __future__ import annotations
@@ -15,12 +23,19 @@ import argparse
 import json
 from typing import Any
 
-from eventkit.deadletters import DeadLetter, DeadLetterError, discard, list_dead_letters, retry
+from eventkit.deadletters import (
+    DeadLetter,
+    DeadLetterError,
+    RetryOutcome,
+    discard,
+    list_dead_letters,
+    retry_letter,
+)
 from eventkit.operations import service_key
 from ops.context import EXIT_OK, EXIT_USAGE, SERVICES, OpsContext, OpsError
 from ops.rebuild import specs_of
 
-STATUSES = ("open", "retried", "discarded", "all")
+STATUSES = ("unresolved", "open", "held", "retried", "discarded", "all")
 
 
 def register(commands: Any) -> None:
@@ -30,7 +45,9 @@ def register(commands: Any) -> None:
     listing = actions.add_parser("list", help="list dead letters, oldest first")
     listing.add_argument("--service", default=None, help="one service (default: all)")
     listing.add_argument("--consumer", default=None)
-    listing.add_argument("--status", choices=STATUSES, default="open")
+    listing.add_argument(
+        "--status", choices=STATUSES, default="unresolved", help="default: open and held"
+    )
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=handle_list)
     for name, help_text, handler in (
@@ -43,6 +60,12 @@ def register(commands: Any) -> None:
         one.add_argument("id", type=int)
         if name == "show":
             one.add_argument("--json", action="store_true")
+        if name == "discard":
+            one.add_argument(
+                "--apply-held",
+                action="store_true",
+                help="a head letter: discard it and apply the events held behind it",
+            )
         one.set_defaults(handler=handler)
 
 
@@ -59,6 +82,9 @@ def _as_json(service: str, letter: DeadLetter, *, with_event: bool) -> dict[str,
         "error_type": letter.error_type,
         "failed_at": letter.failed_at.isoformat(),
         "status": letter.status,
+        "stream": None if letter.stream_id is None else f"{letter.stream_type}/{letter.stream_id}",
+        "held_by": letter.held_by,
+        "parks_stream": letter.parks_stream,
     }
     if with_event:
         doc["error"] = letter.error
@@ -97,10 +123,16 @@ async def handle_list(ctx: OpsContext, args: argparse.Namespace) -> int:
         print("没有死信 / no dead letters")
     else:
         for r in rows:
+            if r["held_by"] is not None and r["status"] == "held":
+                note = f"  等待 waits for #{r['held_by']}"
+            elif r["parks_stream"]:
+                note = f"  阻塞流 parks {r['stream']}"
+            else:
+                note = ""
             print(
                 f"{r['service']:<18} #{r['id']:<6} {r['status']:<9} {r['consumer']:<36}"
                 f" {r['topic']}[{r['partition']}]@{r['offset']}  {r['event_type'] or '?'}"
-                f"  {r['error_type']}  {r['failed_at']}"
+                f"  {r['error_type']}  {r['failed_at']}{note}"
             )
     return EXIT_OK
 
@@ -144,21 +176,79 @@ async def handle_retry(ctx: OpsContext, args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     try:
-        applied = await retry(await ctx.pool(service), spec.projection, letter.id, ctx.operator)
+        outcome = await retry_letter(
+            await ctx.pool(service), spec.projection, letter.id, ctx.operator
+        )
     except DeadLetterError as exc:
         raise OpsError("retry_failed", f"重试未成功，死信仍未关闭 / {exc}") from None
-    ctx.detail.update({"id": letter.id, "event_id": letter.event_id, "applied": applied})
-    print(f"死信 #{letter.id} 已重试：" + ("已应用 applied" if applied else "此前已应用 duplicate"))
+    ctx.detail.update({"id": letter.id, "event_id": letter.event_id, "applied": outcome.applied})
+    _held_detail(ctx, outcome)
+    print(
+        f"死信 #{letter.id} 已重试："
+        + ("已应用 applied" if outcome.applied else "此前已应用 duplicate")
+    )
+    _print_held(outcome)
     return EXIT_OK
+
+
+def _held_detail(ctx: OpsContext, outcome: RetryOutcome | None) -> None:
+    if outcome is None:
+        return
+    ctx.detail.update(
+        {
+            "held_applied": outcome.held_applied,
+            "held_duplicates": outcome.held_duplicates,
+            "unparked": outcome.unparked,
+            "parked_at": outcome.parked_at,
+        }
+    )
+
+
+def _print_held(outcome: RetryOutcome | None) -> None:
+    if outcome is None:
+        return
+    if outcome.held_applied or outcome.held_duplicates:
+        print(
+            f"其后暂扣的事件 held events: 已应用 applied {outcome.held_applied},"
+            f" 此前已应用 duplicates {outcome.held_duplicates}"
+        )
+    if outcome.unparked:
+        print("该流已恢复 / stream unparked")
+    elif outcome.parked_at is not None:
+        print(
+            f"该流仍暂停于死信 #{outcome.parked_at} / a held event failed: the stream stays"
+            f" parked at #{outcome.parked_at}"
+        )
 
 
 async def handle_discard(ctx: OpsContext, args: argparse.Namespace) -> int:
     """Close a dead letter without applying it."""
     service = service_key(args.service)
+    projection = None
+    if args.apply_held:
+        letter = await _one(ctx, service, args.id)
+        specs = {spec.consumer: spec for spec in (await specs_of(ctx, service)).values()}
+        spec = specs.get(letter.consumer)
+        if spec is None:
+            raise OpsError(
+                "unknown_consumer",
+                f"死信 #{letter.id} 属于 {letter.consumer}，不是 {service} 的投影 / not a live"
+                " projection's consumer: its held events cannot be applied",
+                EXIT_USAGE,
+            )
+        projection = spec.projection
     try:
-        await discard(await ctx.pool(service), args.id, ctx.operator)
+        outcome = await discard(
+            await ctx.pool(service),
+            args.id,
+            ctx.operator,
+            projection=projection,
+            apply_held=args.apply_held,
+        )
     except DeadLetterError as exc:
         raise OpsError("discard_refused", f"不能丢弃 / {exc}") from None
     ctx.detail["id"] = args.id
+    _held_detail(ctx, outcome)
     print(f"死信 #{args.id} 已丢弃 / discarded")
+    _print_held(outcome)
     return EXIT_OK

@@ -14,8 +14,11 @@ each topic it reads): Kafka's end offset minus the `next_offset` in the projecti
 `_checkpoint` (a partition without a checkpoint row counts from its beginning offset), with the
 checkpoint's age (time since it last moved; an idle topic has an old checkpoint and no lag), and
 the open dead letters of its consumer (`projection.<name>`); dead letters of other consumers are
-listed too. Dead letters are reported, not counted as lag. A projection whose schema does not
-exist in the service's database (never started there) is listed as `no_schema`, without lag.
+listed too. Dead letters are reported, not counted as lag. Parked streams (ADR 0018) are
+counted per projection (`parked_streams`, and `held_events`: the later events of those streams
+held behind their dead letters, which are not errors and not in `open_dead_letters`). A
+projection whose schema does not exist in the service's database (never started there) is
+listed as `no_schema`, without lag.
 Without Kafka configured only relay lag is shown and consumer lag is reported as unknown.
 
 `--max-lag N`: exit 1 when any relay or partition lag exceeds N, or when consumer lag could not
@@ -89,6 +92,8 @@ class ProjectionLag:
     status: str  # ok | no_schema | kafka_unknown
     open_dead_letters: int
     partitions: list[PartitionLag] = field(default_factory=list)
+    parked_streams: int = 0  # streams parked behind a dead letter: later events held
+    held_events: int = 0  # events held behind those dead letters (not errors)
 
     @property
     def lag(self) -> int:
@@ -105,6 +110,7 @@ class ServiceLag:
     relays: list[RelayLag] = field(default_factory=list)
     projections: list[ProjectionLag] = field(default_factory=list)
     other_dead_letters: dict[str, int] = field(default_factory=dict)
+    other_parked_streams: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -267,8 +273,25 @@ async def measure_lag(
                     report.projections.append(
                         await _projection_lag(conn, service, spec, kafka, begin, end, dead, now)
                     )
+                parked = {
+                    r["consumer"]: (r["streams"], r["held"])
+                    for r in await conn.fetch(
+                        "SELECT p.consumer, count(*) AS streams, coalesce(sum("
+                        " (SELECT count(*) FROM eventkit.dead_letters d"
+                        "  WHERE d.held_by = p.first_dead_letter_id AND d.status = 'held')"
+                        "), 0)::bigint AS held"
+                        " FROM eventkit.parked_streams p GROUP BY p.consumer"
+                    )
+                }
+                for projection in report.projections:
+                    projection.parked_streams, projection.held_events = parked.get(
+                        projection.consumer, (0, 0)
+                    )
                 known = {p.consumer for p in report.projections}
                 report.other_dead_letters = {c: n for c, n in dead.items() if c not in known}
+                report.other_parked_streams = {
+                    c: n for c, (n, _) in parked.items() if c not in known
+                }
         except asyncpg.PostgresError as exc:
             report.error = f"{type(exc).__name__}: {exc}"
     return LagReport(now, kafka, services)
@@ -364,7 +387,7 @@ def render_table(report: LagReport) -> str:
         lines.append(f"Kafka 无法读取，消费滞后未知 / consumer lag unknown ({report.kafka})")
     lines.append(
         f"{'服务 service':<20} {'投影 projection':<28} {'topic[partition]':<40} {'滞后 lag':>9}"
-        f" {'末端 end':>9} {'检查点 next':>11}  检查点 age  死信 open DLQ"
+        f" {'末端 end':>9} {'检查点 next':>11}  检查点 age  死信 open DLQ  暂停流 parked"
     )
     for s in report.services:
         for p in s.projections:
@@ -372,7 +395,7 @@ def render_table(report: LagReport) -> str:
                 note = NOTES.get(p.status, "无分区 no partitions")
                 lines.append(
                     f"{s.service:<20} {p.projection:<28} {','.join(p.topics):<40} {note}"
-                    f"  死信 {p.open_dead_letters}"
+                    f"  死信 {p.open_dead_letters}  暂停流 parked {_parked(p)}"
                 )
             for i, part in enumerate(p.partitions):
                 next_offset = "-" if part.next_offset is None else str(part.next_offset)
@@ -380,11 +403,18 @@ def render_table(report: LagReport) -> str:
                     f"{s.service:<20} {p.projection:<28} {f'{part.topic}[{part.partition}]':<40}"
                     f" {part.lag:>9} {part.end_offset:>9} {next_offset:>11}"
                     f"  {_fmt_age(part.checkpoint_age_s):<10}"
-                    f" {p.open_dead_letters if i == 0 else ''}"
+                    f" {p.open_dead_letters if i == 0 else '':<13}"
+                    f" {_parked(p) if i == 0 else ''}"
                 )
         for consumer, n in sorted(s.other_dead_letters.items()):
             lines.append(f"{s.service:<20} 其他消费者 consumer {consumer}: 死信 open {n}")
+        for consumer, n in sorted(s.other_parked_streams.items()):
+            lines.append(f"{s.service:<20} 其他消费者 consumer {consumer}: 暂停流 parked {n}")
     return "\n".join(lines)
+
+
+def _parked(p: ProjectionLag) -> str:
+    return f"{p.parked_streams} (暂扣 held {p.held_events})" if p.parked_streams else "0"
 
 
 def register(commands: Any) -> None:
