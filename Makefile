@@ -8,7 +8,7 @@ RUN_DIR ?= .run/dev
 TEST_RUN_DIR ?= .run/test
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit lint format contracts bench bench-eventstore \
+.PHONY: help install run test test-unit test-faults lint format contracts bench bench-eventstore \
         bench-roster bench-media bench-application bench-review bench-ops bench-request-text stack-up stack-down stack-status clean
 
 help: ## list the targets
@@ -25,6 +25,9 @@ run: install ## start the whole system locally (stack + services), print the URL
 test: install lint ## start a stack on free ports, run every test lane, stop the stack
 	@$(UV) run --frozen devstack exec --run-dir $(TEST_RUN_DIR) -- \
 		$(UV) run --frozen pytest -m "unit or integration" $(PYTEST_ARGS)
+
+test-faults: install ## the fault lane, full run: 100+ faults under a seeded workload (FAULTS_SEED=1)
+	@FAULTS_PROFILE=full $(UV) run --frozen pytest tests/faults -s --timeout 5400 $(PYTEST_ARGS)
 
 test-unit: ## unit tests only (no stack)
 	@$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
