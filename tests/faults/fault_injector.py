@@ -142,6 +142,12 @@ class Nemesis:
             injection = await self._inject(number, kind, rng, origin)
             self.injections.append(injection)
             injection.recovered = await self._recover(injection, origin)
+            recovered = "never" if injection.recovered is None else f"{injection.recovered:.1f}s"
+            print(
+                f"[{injection.ended:7.1f}s] #{number} {kind} {injection.where}: recovered"
+                f" {recovered}",
+                flush=True,
+            )
             await asyncio.sleep(rng.uniform(*self.profile.gap_seconds))
 
     async def _recover(self, injection: Injection, origin: float) -> float | None:

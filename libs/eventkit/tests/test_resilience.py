@@ -314,3 +314,50 @@ async def test_the_feed_runner_retries_a_transient_failure_of_its_batch(
         await task
     assert set((await applied(pool, projection.name)).values()) == {1}
     assert await list_dead_letters(pool, consumer=runner.consumer_name, status=None) == []
+
+
+async def test_the_relay_survives_losing_the_connection_that_holds_its_leader_lock(
+    pool: asyncpg.Pool, stack
+) -> None:
+    """Found by the fault lane (PostgreSQL immediate restarts): the lock connection lost under
+    its pool proxy made every call on the proxy raise, and the relay crashed to its supervisor.
+    Now it stands down, competes for the lock again and goes on publishing."""
+    name = unique_name("leader")
+    await ensure_topics(stack.kafka_bootstrap, [TopicSpec(name, partitions=1)])
+    relay = OutboxRelay(pool, {"thing": name}.get, name=name, bootstrap=stack.kafka_bootstrap)
+    relay.max_backoff = 0.2
+    store = EventStore(pool)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+
+    async def published(n: int) -> bool:
+        return bool(
+            await pool.fetchval(
+                "SELECT published >= $2 FROM eventkit.relay_positions WHERE relay_name = $1",
+                name,
+                n,
+            )
+        )
+
+    async def lock_holder() -> int | None:
+        return await pool.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND objid = ($1::bigint & 4294967295)::oid",
+            relay._lock_key,
+        )
+
+    try:
+        await append(store, "s", "Counted")
+        await eventually(lambda: published(1), timeout=60)
+        for _ in range(2):  # twice: the second time after it took the lock again
+            pid = await lock_holder()
+            assert pid is not None
+            assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await append(store, "s", "Counted")
+            await asyncio.sleep(0.5)
+            assert not task.done(), task.exception() if task.done() else None
+        await eventually(lambda: published(3), timeout=60)
+        assert await lock_holder() is not None
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)

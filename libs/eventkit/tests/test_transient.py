@@ -41,6 +41,10 @@ TRANSIENT = [
     asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"),
     asyncpg.exceptions.InterfaceError("connection is closed"),
     asyncpg.exceptions.InterfaceError("pool is closing"),
+    # the proxy of a pool connection lost under it (the fault lane's PostgreSQL restarts)
+    asyncpg.exceptions.InterfaceError(
+        "cannot call Connection.is_closed(): connection has been released back to the pool"
+    ),
     asyncpg.exceptions.OutdatedSchemaCacheError("cached statement plan is invalid"),
     ConnectionRefusedError(errno.ECONNREFUSED, "refused"),
     ConnectionResetError(errno.ECONNRESET, "reset"),

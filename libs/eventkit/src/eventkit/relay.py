@@ -20,6 +20,7 @@ supervisor to log and restart it as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from collections.abc import Callable
@@ -46,6 +47,15 @@ log = logging.getLogger(__name__)
 
 class LeadershipLost(ConnectionError):
     """The connection holding the relay's leader lock is gone, and the lock with it."""
+
+
+def _lost(conn: Conn) -> bool:
+    """Whether a held connection is gone: closed, or its pool proxy detached because the
+    connection was lost under it (asyncpg then refuses every call on the proxy)."""
+    try:
+        return conn.is_closed()
+    except asyncpg.exceptions.InterfaceError:
+        return True
 
 
 TopicRouter = Callable[[str], str | None]
@@ -139,8 +149,10 @@ class OutboxRelay:
                     await lock_conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
                 except BaseException:
                     # The pool does not reset sessions: never hand back a connection that may
-                    # still hold the leader lock.
-                    lock_conn.terminate()
+                    # still hold the leader lock. (A connection lost under its proxy is already
+                    # gone, and its lock with it.)
+                    with contextlib.suppress(asyncpg.exceptions.InterfaceError):
+                        lock_conn.terminate()
                     raise
 
     async def _run_as_leader(self, stop: asyncio.Event, lock_conn: Conn) -> None:
@@ -151,7 +163,7 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 beat()  # a turn of the loop: the supervisor restarts a relay stuck in one
-                if lock_conn.is_closed():
+                if _lost(lock_conn):
                     raise LeadershipLost("the connection holding the leader lock is gone")
                 starting = producer is None
                 try:

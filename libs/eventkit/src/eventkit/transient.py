@@ -59,7 +59,14 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
 )
 # asyncpg's InterfaceError is mostly a caller's mistake (wrong argument count or type, a
 # DataError): permanent. Only these messages say the connection or the pool went away.
-_GONE_MESSAGES = ("connection is closed", "connection was closed", "pool is closing")
+# A pool's proxy is detached when its connection is lost under it: every call on it then says
+# "released back to the pool" (seen in the fault lane on PostgreSQL restarts).
+_GONE_MESSAGES = (
+    "connection is closed",
+    "connection was closed",
+    "pool is closing",
+    "connection has been released back to the pool",
+)
 # A network errno: the peer or the route is not there right now. Other OSErrors (a missing
 # file, a permission) are about the input or the deployment, not the moment.
 _NETWORK_ERRNOS = frozenset(
