@@ -349,3 +349,35 @@ async def test_stop_during_start_up_ends_the_worker_cleanly(
     )
     await asyncio.wait_for(worker.run_service_worker("svc", {}, prepare=prepare), timeout=10)
     assert prepared["n"] > 1 and fast_startup["supervised"] is None
+
+
+async def test_a_periodic_task_failing_for_a_transient_reason_runs_again_without_crashing() -> None:
+    """Found by the fault lane: a sweep whose database was restarting crashed to the supervisor
+    (an error and a restart each time). A transient failure now waits for the next run; a bug
+    still crashes."""
+    import asyncpg
+
+    from eventkit.worker import every
+
+    calls: list[str] = []
+
+    async def sweep() -> None:
+        calls.append("run")
+        if len(calls) <= 2:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        if len(calls) == 3:
+            raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(every(0.01, sweep)(stop))
+    while len(calls) < 5:
+        await asyncio.sleep(0.01)
+        assert not task.done(), task.exception() if task.done() else None
+    stop.set()
+    await task
+
+    async def buggy() -> None:
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        await every(0.01, buggy)(asyncio.Event())

@@ -109,12 +109,23 @@ def every(interval: float, task: Callable[[], Awaitable[object]]) -> Component:
     """A component running `task` every `interval` seconds until stopped (sweeps, expiries).
 
     The wait between runs is a declared rest (`eventkit.health.pause`): an interval longer than
-    the supervisor's stall limit is not a stall."""
+    the supervisor's stall limit is not a stall. A run that fails for a transient reason (the
+    database away, a dropped connection) is logged as a warning and tried again at the next
+    interval, not a crash (the fault lane saw sweeps crash on every PostgreSQL restart)."""
 
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
             beat()
-            await task()
+            try:
+                await task()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning(
+                    "periodic task failed for a transient reason; next run in %.0fs",
+                    interval,
+                    extra={"cause": describe(exc)},
+                )
             if await pause(stop, interval):
                 return
 
