@@ -152,6 +152,33 @@ def test_json_logs_are_masked_and_carry_the_correlation_id() -> None:
     assert line["service"] == "identity"
 
 
+def test_the_kafka_clients_reconnect_chatter_is_folded_and_downgraded() -> None:
+    from eventkit.logs import ClientChatter
+
+    chatter = ClientChatter(window=30.0)
+
+    def record(name: str, msg: str, at: float, level: int = logging.ERROR) -> logging.LogRecord:
+        r = logging.LogRecord(name, level, "f", 1, msg, ("1", "refused"), None)
+        r.created = at
+        return r
+
+    first = record("aiokafka", "Unable connect to node with id %s: %s", 0.0)
+    assert chatter.filter(first) and first.levelname == "WARNING"
+    # the same complaint (any node) within the window: folded
+    assert not any(
+        chatter.filter(record("aiokafka", "Unable connect to node with id %s: %s", t))
+        for t in (1.0, 2.0, 29.0)
+    )
+    other = record("aiokafka.consumer.fetcher", "Failed fetch messages from %s: %s", 3.0)
+    assert chatter.filter(other)
+    later = record("aiokafka", "Unable connect to node with id %s: %s", 31.0)
+    assert chatter.filter(later) and later.folded == 3  # type: ignore[attr-defined]
+    # the system's own records are never touched
+    ours = record("eventkit.worker", "worker component crashed; restarting", 32.0)
+    assert chatter.filter(ours) and ours.levelname == "ERROR"
+    assert chatter.filter(record("eventkit.worker", "worker component crashed; restarting", 33.0))
+
+
 def test_positions_order_by_transaction_then_seq() -> None:
     assert Position(5, 100) < Position(6, 1) < Position(6, 2)
     assert Position(1, 1) > Position.ZERO
