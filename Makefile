@@ -24,7 +24,7 @@ run: install ## start the whole system locally (stack + services), print the URL
 
 test: install lint ## start a stack on free ports, run every test lane, stop the stack
 	@$(UV) run --frozen devstack exec --run-dir $(TEST_RUN_DIR) -- \
-		$(UV) run --frozen pytest -m "unit or integration" $(PYTEST_ARGS)
+		$(UV) run --frozen pytest -m "(unit or integration) and not faults" $(PYTEST_ARGS)
 
 test-faults: install ## the fault lane, full run: 100+ faults under a seeded workload (FAULTS_SEED=1)
 	@FAULTS_PROFILE=full $(UV) run --frozen pytest tests/faults -s --timeout 5400 $(PYTEST_ARGS)
