@@ -93,8 +93,9 @@ class ClientChatter(logging.Filter):
     per `window` seconds (with how many were folded into it) and logged as warnings.
 
     aiokafka logs every failed reconnect and fetch at ERROR, thousands of lines per broker
-    outage (the fault lane counted 13,977 in the first ten minutes of a full run); what an outage costs the system shows in
-    its lag and in the components' own logs, which this filter leaves alone."""
+    outage (the fault lane counted 13,977 in the first ten minutes of a full run); what an
+    outage costs the system shows in its lag and in the components' own logs, which this
+    filter leaves alone."""
 
     def __init__(self, window: float = 30.0, prefix: str = "aiokafka") -> None:
         super().__init__()
