@@ -162,19 +162,26 @@ async def handle_show(ctx: OpsContext, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _live_spec(ctx: OpsContext, service: str, letter: DeadLetter, why: str) -> Any:
+    """The live projection whose consumer failed `letter`; a usage error when there is none."""
+    specs = {spec.consumer: spec for spec in (await specs_of(ctx, service)).values()}
+    spec = specs.get(letter.consumer)
+    if spec is None:
+        sep = "" if why.startswith(":") else " "
+        raise OpsError(
+            "unknown_consumer",
+            f"死信 #{letter.id} 属于 {letter.consumer}，不是 {service} 的投影 / not a live"
+            f" projection's consumer{sep}{why}",
+            EXIT_USAGE,
+        )
+    return spec
+
+
 async def handle_retry(ctx: OpsContext, args: argparse.Namespace) -> int:
     """Apply a dead letter again into the projection that failed it."""
     service = service_key(args.service)
     letter = await _one(ctx, service, args.id)
-    specs = {spec.consumer: spec for spec in (await specs_of(ctx, service)).values()}
-    spec = specs.get(letter.consumer)
-    if spec is None:
-        raise OpsError(
-            "unknown_consumer",
-            f"死信 #{letter.id} 属于 {letter.consumer}，不是 {service} 的投影 / not a live"
-            " projection's consumer (a rebuild's letters go away with its shadow)",
-            EXIT_USAGE,
-        )
+    spec = await _live_spec(ctx, service, letter, "(a rebuild's letters go away with its shadow)")
     try:
         outcome = await retry_letter(
             await ctx.pool(service), spec.projection, letter.id, ctx.operator
@@ -227,15 +234,7 @@ async def handle_discard(ctx: OpsContext, args: argparse.Namespace) -> int:
     projection = None
     if args.apply_held:
         letter = await _one(ctx, service, args.id)
-        specs = {spec.consumer: spec for spec in (await specs_of(ctx, service)).values()}
-        spec = specs.get(letter.consumer)
-        if spec is None:
-            raise OpsError(
-                "unknown_consumer",
-                f"死信 #{letter.id} 属于 {letter.consumer}，不是 {service} 的投影 / not a live"
-                " projection's consumer: its held events cannot be applied",
-                EXIT_USAGE,
-            )
+        spec = await _live_spec(ctx, service, letter, ": its held events cannot be applied")
         projection = spec.projection
     try:
         outcome = await discard(
